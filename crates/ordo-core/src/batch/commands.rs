@@ -1,0 +1,150 @@
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Actor;
+use crate::inventory::StockLevel;
+use crate::order::{Address, Buyer, CancelReason, Order};
+use crate::payment::{AmountCheck, PaymentNotice};
+use crate::{OrderId, RefundId, ShopId, WarehouseId};
+
+/// Lines per order and units per line the core accepts.
+pub const ORDER_LINES_MAX: usize = 100;
+pub const LINE_QUANTITY_MAX: i64 = 10_000;
+
+/// The caller of a command: which shop it acts in and who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct By {
+    pub shop: ShopId,
+    pub actor: Actor,
+}
+
+/// A claim on an Idempotency-Key, checked and recorded in the command's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// Who owns the key space (the API key), so two callers never collide.
+    pub scope: String,
+    pub key: String,
+    /// Hash of the request (method, path, body).
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRequest {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceOrder {
+    pub by: By,
+    pub channel: String,
+    pub external_id: Option<String>,
+    pub buyer: Buyer,
+    pub shipping_address: Option<Address>,
+    pub lines: Vec<LineRequest>,
+    pub shipping_minor: i64,
+    pub note: Option<String>,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub by: By,
+    pub order: OrderId,
+    pub amount_minor: i64,
+    pub reason: String,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockChange {
+    /// Add (receipt) or remove (correction) units on hand.
+    Delta(i64),
+    /// Set on hand to a counted number.
+    SetOnHand(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjustStock {
+    pub by: By,
+    pub sku: String,
+    pub warehouse: WarehouseId,
+    pub change: StockChange,
+    pub note: Option<String>,
+}
+
+/// A person's or integration's move of an order along the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Cancel(CancelReason),
+    Hold {
+        reason: String,
+    },
+    Approve,
+    Ship {
+        carrier: String,
+        tracking_number: String,
+    },
+    ConfirmDelivery,
+    Complete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    PlaceOrder(PlaceOrder),
+    PaymentNotice(PaymentNotice),
+    Refund(RefundRequest),
+    ResolvePaymentException {
+        by: By,
+        order: OrderId,
+        accept: bool,
+    },
+    Transition {
+        by: By,
+        order: OrderId,
+        step: Step,
+    },
+    /// Fired by the payment-timeout timer; a no-op when the order moved on.
+    ExpireUnpaid {
+        shop: ShopId,
+        order: OrderId,
+    },
+    AdjustStock(AdjustStock),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentResult {
+    /// Captured with the expected amount; the order is paid.
+    Captured,
+    /// This notification was processed before; nothing changed.
+    AlreadyProcessed,
+    /// Captured, but the amount or currency is wrong: the order is a payment exception.
+    Mismatch(AmountCheck),
+    /// The gateway reports a failed attempt; the order still waits for payment.
+    Failed,
+    /// Money arrived for an order that no longer expects it (cancelled, or paid
+    /// twice): recorded and flagged for refund.
+    Unexpected,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The order as it stands after the command; `replayed` when an idempotent
+    /// retry or a duplicate channel order returned an existing one.
+    Order {
+        order: Box<Order>,
+        replayed: bool,
+    },
+    Payment {
+        order: OrderId,
+        result: PaymentResult,
+    },
+    Refunds {
+        order: Box<Order>,
+        refunds: Vec<RefundId>,
+        replayed: bool,
+    },
+    Stock(StockLevel),
+    /// A timer found nothing to do.
+    Skipped,
+}

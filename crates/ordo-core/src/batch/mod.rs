@@ -1,0 +1,48 @@
+//! Commands applied to a working set, the pure heart of the write path.
+//!
+//! The shell collects a batch of commands, asks the store to load (and lock) the
+//! rows they touch into a [`WorkingSet`] (see [`LoadRequest`]), applies every command
+//! here in order, then persists [`Changes`] and the events in one transaction.
+//! Each command applies completely or not at all: a failing command leaves the
+//! working set as it found it, so one bad command never fails its batch.
+
+mod commands;
+mod orders;
+mod payments;
+mod stock;
+mod working_set;
+
+pub use commands::*;
+pub use working_set::*;
+
+use crate::Timestamp;
+
+/// New identifiers, handed in by the shell (time-ordered, unique).
+pub trait IdSource {
+    fn next_id(&mut self) -> u128;
+}
+
+/// Everything a command may know about the world besides the working set.
+pub struct Context<'a> {
+    pub now: Timestamp,
+    pub ids: &'a mut dyn IdSource,
+}
+
+/// Applies one command. On error the working set is unchanged.
+pub fn apply(
+    ws: &mut WorkingSet,
+    cmd: &Command,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, crate::CommandError> {
+    match cmd {
+        Command::PlaceOrder(c) => orders::place(ws, c, ctx),
+        Command::PaymentNotice(n) => payments::notice(ws, n, ctx),
+        Command::Refund(r) => payments::refund(ws, r, ctx),
+        Command::ResolvePaymentException { order, accept, by } => {
+            payments::resolve_exception(ws, by, *order, *accept, ctx)
+        }
+        Command::Transition { order, step, by } => orders::step(ws, by, *order, step, ctx),
+        Command::ExpireUnpaid { shop, order } => orders::expire_unpaid(ws, *shop, *order, ctx),
+        Command::AdjustStock(a) => stock::adjust(ws, a, ctx),
+    }
+}

@@ -1,0 +1,543 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{
+    By, Context, IdempotencyClaim, IdempotencyRecord, LINE_QUANTITY_MAX, ORDER_LINES_MAX, Outcome,
+    PlaceOrder, Step, WorkingSet,
+};
+use crate::allocation::{Demand, allocate};
+use crate::auth::Actor;
+use crate::catalog::ProductKind;
+use crate::event::{NewEvent, kinds};
+use crate::inventory::{LedgerEntry, Movement, StockKey, StockLevel};
+use crate::money::{AMOUNT_MINOR_MAX, Money, MoneyError};
+use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pricing, Shipment};
+use crate::payment::{Payment, PaymentEvent, PaymentStatus};
+use crate::{CommandError, OrderId, PaymentId, ShopId, Timestamp};
+
+pub(super) fn place(
+    ws: &mut WorkingSet,
+    c: &PlaceOrder,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let shop = c.by.shop;
+    if let Some(replay) = idempotent_replay(ws, c.idempotency.as_ref())? {
+        return Ok(replay);
+    }
+    if let Some(ext) = &c.external_id {
+        if let Some(id) = ws
+            .external_refs
+            .get(&(shop, c.channel.clone(), ext.clone()))
+        {
+            let order = ws
+                .orders
+                .get(id)
+                .cloned()
+                .ok_or(CommandError::OrderNotFound)?;
+            return Ok(Outcome::Order {
+                order: Box::new(order),
+                replayed: true,
+            });
+        }
+    }
+    let settings = ws
+        .shops
+        .get(&shop)
+        .ok_or(CommandError::ShopNotFound)?
+        .clone();
+    if c.lines.is_empty() || c.lines.len() > ORDER_LINES_MAX {
+        return Err(CommandError::LineCount {
+            max: ORDER_LINES_MAX,
+        });
+    }
+    if c.channel.is_empty() {
+        return Err(CommandError::Empty { field: "channel" });
+    }
+    if !(0..=AMOUNT_MINOR_MAX).contains(&c.shipping_minor) {
+        return Err(MoneyError::Overflow.into());
+    }
+
+    // Price every line from the catalogue and sum demand per physical SKU.
+    let currency = settings.currency;
+    let mut items = Money::zero(currency);
+    let mut lines = Vec::with_capacity(c.lines.len());
+    let mut demand: BTreeMap<_, i64> = BTreeMap::new();
+    for req in &c.lines {
+        if !(1..=LINE_QUANTITY_MAX).contains(&req.quantity) {
+            return Err(CommandError::Quantity {
+                max: LINE_QUANTITY_MAX,
+            });
+        }
+        let p =
+            ws.products
+                .get(&(shop, req.sku.clone()))
+                .ok_or_else(|| CommandError::UnknownSku {
+                    sku: req.sku.clone(),
+                })?;
+        if !p.on_sale {
+            return Err(CommandError::SkuNotOnSale {
+                sku: req.sku.clone(),
+            });
+        }
+        let total = Money::new(p.price_minor, p.currency)?.checked_mul(req.quantity)?;
+        items = items.checked_add(total)?;
+        if p.kind == ProductKind::Physical {
+            *demand.entry(p.id).or_default() += req.quantity;
+        }
+        lines.push(OrderLine {
+            sku_id: p.id,
+            sku: p.sku.clone(),
+            name: p.name.clone(),
+            quantity: req.quantity,
+            unit_price_minor: p.price_minor,
+            total_minor: total.amount_minor,
+            warehouse: None,
+        });
+    }
+    if !demand.is_empty() && c.shipping_address.is_none() {
+        return Err(CommandError::AddressRequired);
+    }
+    let total = items.checked_add(Money::new(c.shipping_minor, currency)?)?;
+
+    // Decide where the stock comes from; nothing has changed yet.
+    let demands: Vec<Demand> = demand
+        .iter()
+        .map(|(&sku, &quantity)| Demand { sku, quantity })
+        .collect();
+    let no_warehouses = Vec::new();
+    let warehouses = ws.warehouses.get(&shop).unwrap_or(&no_warehouses);
+    let allocations = allocate(&demands, warehouses, |k| {
+        ws.stock.get(&k).map_or(0, StockLevel::available)
+    })
+    .map_err(|s| {
+        let sku = lines
+            .iter()
+            .find(|l| l.sku_id == s.sku)
+            .map(|l| l.sku.clone())
+            .unwrap_or_default();
+        CommandError::InsufficientStock {
+            sku,
+            requested: s.requested,
+            available: s.available,
+        }
+    })?;
+
+    // From here on nothing fails: apply.
+    let now = ctx.now;
+    let id = OrderId(ctx.ids.next_id());
+    for line in &mut lines {
+        line.warehouse = allocations
+            .iter()
+            .find(|a| a.sku == line.sku_id)
+            .map(|a| a.warehouse);
+    }
+    for a in &allocations {
+        let key = StockKey {
+            sku: a.sku,
+            warehouse: a.warehouse,
+        };
+        let level = ws.stock.get(&key).expect("allocated stock is loaded");
+        let m = level
+            .reserve(a.quantity)
+            .expect("allocation checked availability");
+        move_stock(ws, key, m, Some(id), &c.by.actor, now);
+    }
+    let order = Order {
+        id,
+        shop,
+        channel: c.channel.clone(),
+        external_id: c.external_id.clone(),
+        status: OrderStatus::PendingPayment,
+        cancel_reason: None,
+        hold_reason: None,
+        payment_exception: None,
+        buyer: c.buyer.clone(),
+        shipping_address: c.shipping_address.clone(),
+        lines,
+        pricing: Pricing {
+            currency,
+            items_minor: items.amount_minor,
+            shipping_minor: c.shipping_minor,
+            discount_minor: 0,
+            total_minor: total.amount_minor,
+        },
+        note: c.note.clone(),
+        shipment: None,
+        paid_minor: 0,
+        refunded_minor: 0,
+        payment_due_at: Some(now.plus_secs(settings.payment_timeout_secs)),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    ws.insert_payment(Payment {
+        id: PaymentId(ctx.ids.next_id()),
+        shop,
+        order: id,
+        gateway: None,
+        transaction_id: None,
+        status: PaymentStatus::Pending,
+        expected_minor: total.amount_minor,
+        currency,
+        captured_minor: 0,
+        captured_currency: None,
+        refunded_minor: 0,
+        created_at: now,
+        resolved_at: None,
+    });
+    ws.emit(NewEvent {
+        shop: Some(shop),
+        subject: id.to_string(),
+        kind: kinds::ORDER_PLACED,
+        payload: json!({
+            "channel": order.channel,
+            "external_id": order.external_id,
+            "total_minor": total.amount_minor,
+            "currency": currency,
+            "lines": order.lines.len(),
+            "payment_due_at": order.payment_due_at,
+        }),
+        actor: c.by.actor.clone(),
+        at: now,
+    });
+    if let Some(claim) = &c.idempotency {
+        remember(ws, claim, 201, id.to_string(), now);
+    }
+    ws.insert_order(order.clone());
+    Ok(Outcome::Order {
+        order: Box::new(order),
+        replayed: false,
+    })
+}
+
+/// Returns the earlier outcome when this idempotency key was used before.
+pub(super) fn idempotent_replay(
+    ws: &WorkingSet,
+    claim: Option<&IdempotencyClaim>,
+) -> Result<Option<Outcome>, CommandError> {
+    let Some(claim) = claim else { return Ok(None) };
+    let Some(rec) = ws
+        .idempotency
+        .get(&(claim.scope.clone(), claim.key.clone()))
+    else {
+        return Ok(None);
+    };
+    if rec.request_hash != claim.request_hash {
+        return Err(CommandError::IdempotencyKeyReused);
+    }
+    let order_id: OrderId = rec
+        .resource
+        .parse()
+        .map_err(|_| CommandError::IdempotencyKeyReused)?;
+    let order = ws
+        .orders
+        .get(&order_id)
+        .cloned()
+        .ok_or(CommandError::OrderNotFound)?;
+    Ok(Some(Outcome::Order {
+        order: Box::new(order),
+        replayed: true,
+    }))
+}
+
+pub(super) fn remember(
+    ws: &mut WorkingSet,
+    claim: &IdempotencyClaim,
+    status_code: u16,
+    resource: String,
+    now: Timestamp,
+) {
+    ws.record_idempotency(IdempotencyRecord {
+        scope: claim.scope.clone(),
+        key: claim.key.clone(),
+        request_hash: claim.request_hash.clone(),
+        status_code,
+        resource,
+        created_at: now,
+    });
+}
+
+/// The order, if it exists in the caller's shop. Another shop's order is "not found".
+pub(super) fn scoped(ws: &WorkingSet, shop: ShopId, id: OrderId) -> Result<&Order, CommandError> {
+    ws.orders
+        .get(&id)
+        .filter(|o| o.shop == shop)
+        .ok_or(CommandError::OrderNotFound)
+}
+
+pub(super) fn move_stock(
+    ws: &mut WorkingSet,
+    key: StockKey,
+    m: Movement,
+    order: Option<OrderId>,
+    actor: &Actor,
+    now: Timestamp,
+) {
+    let level = ws.stock.get_mut(&key).expect("stock level is loaded");
+    level.apply(m, now);
+    let shop = level.shop;
+    ws.touch_stock(key);
+    ws.record_ledger(LedgerEntry {
+        shop,
+        sku: key.sku,
+        warehouse: key.warehouse,
+        on_hand_delta: m.on_hand_delta,
+        reserved_delta: m.reserved_delta,
+        reason: m.reason,
+        order,
+        actor: actor.clone(),
+        note: None,
+        at: now,
+    });
+}
+
+/// Stock keys and quantities an order holds, summed per key.
+fn held_stock(order: &Order) -> BTreeMap<StockKey, i64> {
+    let mut held = BTreeMap::new();
+    for l in &order.lines {
+        if let Some(warehouse) = l.warehouse {
+            *held
+                .entry(StockKey {
+                    sku: l.sku_id,
+                    warehouse,
+                })
+                .or_default() += l.quantity;
+        }
+    }
+    held
+}
+
+fn ensure_level(ws: &mut WorkingSet, shop: ShopId, key: StockKey, now: Timestamp) {
+    ws.stock
+        .entry(key)
+        .or_insert_with(|| StockLevel::empty(shop, key, now));
+}
+
+/// Releases every reservation the order holds, e.g. on cancel.
+fn release_all(ws: &mut WorkingSet, order: &Order, actor: &Actor, now: Timestamp) {
+    for (key, qty) in held_stock(order) {
+        ensure_level(ws, order.shop, key, now);
+        let m = ws.stock[&key]
+            .release(qty)
+            .expect("held quantities are positive");
+        if m.reserved_delta != 0 {
+            move_stock(ws, key, m, Some(order.id), actor, now);
+        }
+    }
+}
+
+fn emit_order(
+    ws: &mut WorkingSet,
+    order: &Order,
+    kind: &'static str,
+    payload: serde_json::Value,
+    actor: &Actor,
+    now: Timestamp,
+) {
+    ws.emit(NewEvent {
+        shop: Some(order.shop),
+        subject: order.id.to_string(),
+        kind,
+        payload,
+        actor: actor.clone(),
+        at: now,
+    });
+}
+
+/// Moves an order through the state machine on a person's or integration's request.
+pub(super) fn step(
+    ws: &mut WorkingSet,
+    by: &By,
+    id: OrderId,
+    step: &Step,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let mut order = scoped(ws, by.shop, id)?.clone();
+    let now = ctx.now;
+    match step {
+        Step::Cancel(reason) => cancel(ws, &mut order, *reason, &by.actor, ctx)?,
+        Step::Hold { reason } => {
+            if reason.trim().is_empty() {
+                return Err(CommandError::Empty { field: "reason" });
+            }
+            order.apply(OrderEvent::Hold, now)?;
+            order.hold_reason = Some(reason.clone());
+            emit_order(
+                ws,
+                &order,
+                kinds::ORDER_HELD,
+                json!({ "reason": reason }),
+                &by.actor,
+                now,
+            );
+        }
+        Step::Approve => {
+            order.apply(OrderEvent::Approve, now)?;
+            order.hold_reason = None;
+            emit_order(ws, &order, kinds::ORDER_APPROVED, json!({}), &by.actor, now);
+        }
+        Step::Ship {
+            carrier,
+            tracking_number,
+        } => {
+            if carrier.trim().is_empty() {
+                return Err(CommandError::Empty { field: "carrier" });
+            }
+            if tracking_number.trim().is_empty() {
+                return Err(CommandError::Empty {
+                    field: "tracking_number",
+                });
+            }
+            order.apply(OrderEvent::Ship, now)?;
+            let held = held_stock(&order);
+            for (key, qty) in &held {
+                ensure_level(ws, order.shop, *key, now);
+                ws.stock[key]
+                    .ship(*qty)
+                    .map_err(|source| CommandError::Stock {
+                        sku: sku_code(&order, key),
+                        source,
+                    })?;
+            }
+            for (key, qty) in held {
+                let m = ws.stock[&key].ship(qty).expect("checked above");
+                move_stock(ws, key, m, Some(order.id), &by.actor, now);
+            }
+            order.shipment = Some(Shipment {
+                carrier: carrier.clone(),
+                tracking_number: tracking_number.clone(),
+                shipped_at: now,
+            });
+            emit_order(
+                ws,
+                &order,
+                kinds::ORDER_SHIPPED,
+                json!({ "carrier": carrier, "tracking_number": tracking_number }),
+                &by.actor,
+                now,
+            );
+        }
+        Step::ConfirmDelivery => {
+            order.apply(OrderEvent::ConfirmDelivery, now)?;
+            emit_order(
+                ws,
+                &order,
+                kinds::ORDER_DELIVERED,
+                json!({}),
+                &by.actor,
+                now,
+            );
+        }
+        Step::Complete => {
+            order.apply(OrderEvent::Complete, now)?;
+            emit_order(
+                ws,
+                &order,
+                kinds::ORDER_COMPLETED,
+                json!({}),
+                &by.actor,
+                now,
+            );
+        }
+    }
+    store_order(ws, order.clone());
+    Ok(Outcome::Order {
+        order: Box::new(order),
+        replayed: false,
+    })
+}
+
+fn sku_code(order: &Order, key: &StockKey) -> String {
+    order
+        .lines
+        .iter()
+        .find(|l| l.sku_id == key.sku)
+        .map(|l| l.sku.clone())
+        .unwrap_or_default()
+}
+
+pub(super) fn store_order(ws: &mut WorkingSet, order: Order) {
+    let id = order.id;
+    ws.orders.insert(id, order);
+    ws.touch_order(id);
+}
+
+/// Cancels: releases stock, closes a pending payment and refunds what was captured.
+pub(super) fn cancel(
+    ws: &mut WorkingSet,
+    order: &mut Order,
+    reason: CancelReason,
+    actor: &Actor,
+    ctx: &mut Context<'_>,
+) -> Result<(), CommandError> {
+    let now = ctx.now;
+    order.apply(OrderEvent::Cancel(reason), now)?;
+    release_all(ws, order, actor, now);
+    if let Some(payments) = ws.payments.get_mut(&order.id) {
+        let mut expired = Vec::new();
+        for p in payments
+            .iter_mut()
+            .filter(|p| p.status == PaymentStatus::Pending)
+        {
+            p.resolve(PaymentEvent::Expire, now)
+                .expect("pending payments can expire");
+            expired.push(p.id);
+        }
+        for pid in expired {
+            ws.touch_payment(order.id, pid);
+            ws.emit(NewEvent {
+                shop: Some(order.shop),
+                subject: pid.to_string(),
+                kind: kinds::PAYMENT_EXPIRED,
+                payload: json!({ "order": order.id }),
+                actor: actor.clone(),
+                at: now,
+            });
+        }
+    }
+    emit_order(
+        ws,
+        order,
+        kinds::ORDER_CANCELLED,
+        json!({ "reason": reason }),
+        actor,
+        now,
+    );
+    let refundable = order.paid_minor - order.refunded_minor;
+    if refundable > 0 {
+        super::payments::refund_captured(ws, order, refundable, "order cancelled", actor, ctx)?;
+    }
+    Ok(())
+}
+
+/// The payment-timeout timer's command: cancels the order if it is still unpaid
+/// and past its deadline; otherwise does nothing.
+pub(super) fn expire_unpaid(
+    ws: &mut WorkingSet,
+    shop: ShopId,
+    id: OrderId,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let Ok(order) = scoped(ws, shop, id) else {
+        return Ok(Outcome::Skipped);
+    };
+    let due = order.status == OrderStatus::PendingPayment
+        && order.payment_due_at.is_some_and(|d| d <= ctx.now);
+    if !due {
+        return Ok(Outcome::Skipped);
+    }
+    let mut order = order.clone();
+    cancel(
+        ws,
+        &mut order,
+        CancelReason::PaymentTimeout,
+        &Actor::system("payment-timeout"),
+        ctx,
+    )?;
+    store_order(ws, order.clone());
+    Ok(Outcome::Order {
+        order: Box::new(order),
+        replayed: false,
+    })
+}

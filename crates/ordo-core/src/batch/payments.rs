@@ -1,0 +1,454 @@
+use serde_json::json;
+
+use super::orders::{cancel, remember, scoped, store_order};
+use super::{By, Context, NoticeRecord, Outcome, PaymentResult, RefundRequest, WorkingSet};
+use crate::auth::Actor;
+use crate::catalog::review;
+use crate::event::{NewEvent, kinds};
+use crate::order::{CancelReason, Order, OrderEvent, OrderStatus};
+use crate::payment::{
+    AmountCheck, Payment, PaymentEvent, PaymentNotice, PaymentStatus, Refund, check_amount,
+};
+use crate::{CommandError, OrderId, PaymentId, RefundId};
+
+pub(super) fn notice(
+    ws: &mut WorkingSet,
+    n: &PaymentNotice,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let now = ctx.now;
+    let mut order = scoped(ws, n.shop, n.order)?.clone();
+    if ws
+        .notices
+        .contains(&(n.shop, n.gateway.clone(), n.transaction_id.clone()))
+    {
+        return Ok(Outcome::Payment {
+            order: n.order,
+            result: PaymentResult::AlreadyProcessed,
+        });
+    }
+    if n.amount_minor < 0 || n.transaction_id.is_empty() {
+        return Err(CommandError::Empty {
+            field: "transaction_id",
+        });
+    }
+    ws.record_notice(NoticeRecord {
+        shop: n.shop,
+        gateway: n.gateway.clone(),
+        transaction_id: n.transaction_id.clone(),
+        order: n.order,
+        succeeded: n.succeeded,
+        amount_minor: n.amount_minor,
+        currency: n.currency,
+        at: now,
+    });
+    let actor = Actor::gateway(&n.gateway);
+    let pending = ws
+        .payments
+        .get(&n.order)
+        .and_then(|ps| ps.iter().position(|p| p.status == PaymentStatus::Pending))
+        .filter(|_| order.status == OrderStatus::PendingPayment);
+
+    if !n.succeeded {
+        if let Some(i) = pending {
+            // The attempt failed; the buyer may pay again until the timeout.
+            let payments = ws
+                .payments
+                .get_mut(&n.order)
+                .expect("pending payment exists");
+            let p = &mut payments[i];
+            p.resolve(PaymentEvent::Fail, now)?;
+            p.gateway = Some(n.gateway.clone());
+            p.transaction_id = Some(n.transaction_id.clone());
+            let (pid, expected, currency) = (p.id, p.expected_minor, p.currency);
+            ws.touch_payment(n.order, pid);
+            emit(
+                ws,
+                &order,
+                pid,
+                kinds::PAYMENT_FAILED,
+                json!({ "order": order.id, "transaction_id": n.transaction_id }),
+                &actor,
+                now,
+            );
+            ws.insert_payment(new_payment(
+                PaymentId(ctx.ids.next_id()),
+                &order,
+                expected,
+                currency,
+                now,
+            ));
+        }
+        return Ok(Outcome::Payment {
+            order: n.order,
+            result: PaymentResult::Failed,
+        });
+    }
+
+    let same_currency = n.currency == order.pricing.currency;
+    let result = match pending {
+        Some(i) => {
+            let payments = ws
+                .payments
+                .get_mut(&n.order)
+                .expect("pending payment exists");
+            let p = &mut payments[i];
+            p.resolve(PaymentEvent::Capture, now)?;
+            capture_into(p, n);
+            let check = check_amount(p.expected_minor, p.currency, n.amount_minor, n.currency);
+            let pid = p.id;
+            ws.touch_payment(n.order, pid);
+            if same_currency {
+                order.paid_minor += n.amount_minor;
+            }
+            emit_capture(ws, &order, pid, n, &actor, now);
+            if check == AmountCheck::Exact {
+                order.apply(OrderEvent::PaymentCaptured, now)?;
+                emit(
+                    ws,
+                    &order,
+                    order.id,
+                    kinds::ORDER_PAID,
+                    json!({ "total_minor": order.pricing.total_minor }),
+                    &actor,
+                    now,
+                );
+                auto_review(ws, &mut order, &actor, now)?;
+                PaymentResult::Captured
+            } else {
+                order.apply(OrderEvent::PaymentMismatched, now)?;
+                let why = mismatch_text(check, &order, n);
+                order.payment_exception = Some(why.clone());
+                emit(
+                    ws,
+                    &order,
+                    order.id,
+                    kinds::ORDER_PAYMENT_EXCEPTION,
+                    json!({ "check": check, "detail": why }),
+                    &actor,
+                    now,
+                );
+                PaymentResult::Mismatch(check)
+            }
+        }
+        None => {
+            // No payment is expected any more (cancelled, already paid): keep the money
+            // on record, flag the order, and let a person refund it.
+            let mut p = new_payment(
+                PaymentId(ctx.ids.next_id()),
+                &order,
+                0,
+                order.pricing.currency,
+                now,
+            );
+            p.resolve(PaymentEvent::Capture, now)?;
+            capture_into(&mut p, n);
+            let pid = p.id;
+            ws.insert_payment(p);
+            if same_currency {
+                order.paid_minor += n.amount_minor;
+            }
+            let why = format!(
+                "unexpected payment {} {} while the order is {}",
+                n.amount_minor,
+                n.currency,
+                order.status.as_str()
+            );
+            order.payment_exception = Some(why.clone());
+            order.updated_at = now;
+            order.version += 1;
+            emit_capture(ws, &order, pid, n, &actor, now);
+            emit(
+                ws,
+                &order,
+                order.id,
+                kinds::ORDER_PAYMENT_EXCEPTION,
+                json!({ "check": "unexpected", "detail": why }),
+                &actor,
+                now,
+            );
+            PaymentResult::Unexpected
+        }
+    };
+    store_order(ws, order);
+    Ok(Outcome::Payment {
+        order: n.order,
+        result,
+    })
+}
+
+fn capture_into(p: &mut Payment, n: &PaymentNotice) {
+    p.gateway = Some(n.gateway.clone());
+    p.transaction_id = Some(n.transaction_id.clone());
+    p.captured_minor = n.amount_minor;
+    p.captured_currency = Some(n.currency);
+}
+
+fn new_payment(
+    id: PaymentId,
+    order: &Order,
+    expected_minor: i64,
+    currency: crate::Currency,
+    now: crate::Timestamp,
+) -> Payment {
+    Payment {
+        id,
+        shop: order.shop,
+        order: order.id,
+        gateway: None,
+        transaction_id: None,
+        status: PaymentStatus::Pending,
+        expected_minor,
+        currency,
+        captured_minor: 0,
+        captured_currency: None,
+        refunded_minor: 0,
+        created_at: now,
+        resolved_at: None,
+    }
+}
+
+fn mismatch_text(check: AmountCheck, order: &Order, n: &PaymentNotice) -> String {
+    let want = format!("{} {}", order.pricing.total_minor, order.pricing.currency);
+    let got = format!("{} {}", n.amount_minor, n.currency);
+    match check {
+        AmountCheck::Under => format!("under-paid: expected {want}, captured {got}"),
+        AmountCheck::Over => format!("over-paid: expected {want}, captured {got}"),
+        AmountCheck::WrongCurrency => format!("wrong currency: expected {want}, captured {got}"),
+        AmountCheck::Exact => String::new(),
+    }
+}
+
+fn emit(
+    ws: &mut WorkingSet,
+    order: &Order,
+    subject: impl ToString,
+    kind: &'static str,
+    payload: serde_json::Value,
+    actor: &Actor,
+    now: crate::Timestamp,
+) {
+    ws.emit(NewEvent {
+        shop: Some(order.shop),
+        subject: subject.to_string(),
+        kind,
+        payload,
+        actor: actor.clone(),
+        at: now,
+    });
+}
+
+fn emit_capture(
+    ws: &mut WorkingSet,
+    order: &Order,
+    pid: PaymentId,
+    n: &PaymentNotice,
+    actor: &Actor,
+    now: crate::Timestamp,
+) {
+    let payload = json!({ "order": order.id, "gateway": n.gateway, "transaction_id": n.transaction_id, "amount_minor": n.amount_minor, "currency": n.currency });
+    emit(ws, order, pid, kinds::PAYMENT_CAPTURED, payload, actor, now);
+}
+
+/// A paid order goes straight to fulfilment unless the shop's review holds it.
+fn auto_review(
+    ws: &mut WorkingSet,
+    order: &mut Order,
+    actor: &Actor,
+    now: crate::Timestamp,
+) -> Result<(), CommandError> {
+    let settings = ws
+        .shops
+        .get(&order.shop)
+        .ok_or(CommandError::ShopNotFound)?;
+    match review(settings, order.pricing.total_minor) {
+        Some(reason) => {
+            order.apply(OrderEvent::Hold, now)?;
+            order.hold_reason = Some(reason.clone());
+            emit(
+                ws,
+                order,
+                order.id,
+                kinds::ORDER_HELD,
+                json!({ "reason": reason }),
+                actor,
+                now,
+            );
+        }
+        None => {
+            order.apply(OrderEvent::Approve, now)?;
+            emit(
+                ws,
+                order,
+                order.id,
+                kinds::ORDER_APPROVED,
+                json!({ "auto": true }),
+                actor,
+                now,
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn resolve_exception(
+    ws: &mut WorkingSet,
+    by: &By,
+    id: OrderId,
+    accept: bool,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let mut order = scoped(ws, by.shop, id)?.clone();
+    if order.status != OrderStatus::PaymentException {
+        return Err(CommandError::NoPaymentException);
+    }
+    let now = ctx.now;
+    if accept {
+        order.apply(OrderEvent::PaymentAccepted, now)?;
+        order.payment_exception = None;
+        emit(
+            ws,
+            &order,
+            order.id,
+            kinds::ORDER_PAID,
+            json!({ "accepted_by_person": true }),
+            &by.actor,
+            now,
+        );
+        auto_review(ws, &mut order, &by.actor, now)?;
+    } else {
+        cancel(ws, &mut order, CancelReason::Seller, &by.actor, ctx)?;
+    }
+    store_order(ws, order.clone());
+    Ok(Outcome::Order {
+        order: Box::new(order),
+        replayed: false,
+    })
+}
+
+pub(super) fn refund(
+    ws: &mut WorkingSet,
+    r: &RefundRequest,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    if let Some(claim) = &r.idempotency {
+        if let Some(rec) = ws
+            .idempotency
+            .get(&(claim.scope.clone(), claim.key.clone()))
+        {
+            if rec.request_hash != claim.request_hash {
+                return Err(CommandError::IdempotencyKeyReused);
+            }
+            let order = scoped(ws, r.by.shop, r.order)?.clone();
+            let refunds = rec
+                .resource
+                .split(',')
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            return Ok(Outcome::Refunds {
+                order: Box::new(order),
+                refunds,
+                replayed: true,
+            });
+        }
+    }
+    let mut order = scoped(ws, r.by.shop, r.order)?.clone();
+    if r.reason.trim().is_empty() {
+        return Err(CommandError::Empty { field: "reason" });
+    }
+    let refunds = refund_captured(ws, &mut order, r.amount_minor, &r.reason, &r.by.actor, ctx)?;
+    order.updated_at = ctx.now;
+    order.version += 1;
+    store_order(ws, order.clone());
+    if let Some(claim) = &r.idempotency {
+        let ids: Vec<String> = refunds.iter().map(ToString::to_string).collect();
+        remember(ws, claim, 201, ids.join(","), ctx.now);
+    }
+    Ok(Outcome::Refunds {
+        order: Box::new(order),
+        refunds,
+        replayed: false,
+    })
+}
+
+/// Refunds `amount` from the order's captured payments, oldest first. Fails without
+/// change when more is asked than is refundable.
+pub(super) fn refund_captured(
+    ws: &mut WorkingSet,
+    order: &mut Order,
+    amount: i64,
+    reason: &str,
+    actor: &Actor,
+    ctx: &mut Context<'_>,
+) -> Result<Vec<RefundId>, CommandError> {
+    let currency = order.pricing.currency;
+    let payments = ws
+        .payments
+        .get(&order.id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let refundable: i64 = payments
+        .iter()
+        .filter(|p| p.captured_currency == Some(currency))
+        .map(Payment::refundable_minor)
+        .sum();
+    if amount <= 0 || amount > refundable {
+        return Err(CommandError::RefundExceedsCaptured {
+            requested: amount,
+            refundable,
+        });
+    }
+    let now = ctx.now;
+    let mut left = amount;
+    let mut made = Vec::new();
+    let mut touched = Vec::new();
+    for p in ws
+        .payments
+        .get_mut(&order.id)
+        .expect("refundable payments exist")
+    {
+        if left == 0 {
+            break;
+        }
+        if p.captured_currency != Some(currency) {
+            continue;
+        }
+        let part = p.refundable_minor().min(left);
+        if part == 0 {
+            continue;
+        }
+        p.refunded_minor += part;
+        left -= part;
+        touched.push(p.id);
+        made.push(Refund {
+            id: RefundId(ctx.ids.next_id()),
+            shop: order.shop,
+            order: order.id,
+            payment: p.id,
+            amount_minor: part,
+            currency,
+            reason: reason.to_string(),
+            actor: actor.clone(),
+            created_at: now,
+        });
+    }
+    order.refunded_minor += amount;
+    for pid in touched {
+        ws.touch_payment(order.id, pid);
+    }
+    let ids = made.iter().map(|r| r.id).collect();
+    for refund in made {
+        let payload = json!({ "order": order.id, "payment": refund.payment, "amount_minor": refund.amount_minor, "currency": currency, "reason": reason });
+        emit(
+            ws,
+            order,
+            refund.id,
+            kinds::REFUND_CREATED,
+            payload,
+            actor,
+            now,
+        );
+        ws.record_refund(refund);
+    }
+    Ok(ids)
+}

@@ -1,0 +1,262 @@
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Product, ShopSettings, Warehouse};
+use crate::event::NewEvent;
+use crate::inventory::{LedgerEntry, StockKey, StockLevel};
+use crate::order::Order;
+use crate::payment::{Payment, Refund};
+use crate::{OrderId, PaymentId, ShopId, Timestamp};
+
+use super::Command;
+
+/// A stored idempotent response: the status code and the resource it created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+    pub status_code: u16,
+    /// Id of the created resource, e.g. `ord_…`.
+    pub resource: String,
+    pub created_at: Timestamp,
+}
+
+/// A processed gateway notification; its key makes processing idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRecord {
+    pub shop: ShopId,
+    pub gateway: String,
+    pub transaction_id: String,
+    pub order: OrderId,
+    pub succeeded: bool,
+    pub amount_minor: i64,
+    pub currency: crate::Currency,
+    pub at: Timestamp,
+}
+
+pub type ExternalRef = (ShopId, String, String);
+pub type NoticeKey = (ShopId, String, String);
+pub type IdempotencyKey = (String, String);
+
+/// What a batch needs loaded. The store resolves it in this order, locking rows
+/// in key order: idempotency records and external refs (adding the orders they
+/// name), orders with their payments, then products and the stock rows of every
+/// SKU named directly or by a loaded order's lines, at every warehouse.
+#[derive(Debug, Default, Clone)]
+pub struct LoadRequest {
+    pub shops: BTreeSet<ShopId>,
+    pub skus: BTreeSet<(ShopId, String)>,
+    pub orders: BTreeSet<OrderId>,
+    pub external_refs: BTreeSet<ExternalRef>,
+    pub idempotency: BTreeSet<IdempotencyKey>,
+    pub notices: BTreeSet<NoticeKey>,
+}
+
+impl LoadRequest {
+    pub fn for_batch<'a>(commands: impl IntoIterator<Item = &'a Command>) -> Self {
+        let mut req = LoadRequest::default();
+        for cmd in commands {
+            req.add(cmd);
+        }
+        req
+    }
+
+    fn add(&mut self, cmd: &Command) {
+        let claim = match cmd {
+            Command::PlaceOrder(c) => {
+                self.shops.insert(c.by.shop);
+                self.skus
+                    .extend(c.lines.iter().map(|l| (c.by.shop, l.sku.clone())));
+                if let Some(ext) = &c.external_id {
+                    self.external_refs
+                        .insert((c.by.shop, c.channel.clone(), ext.clone()));
+                }
+                &c.idempotency
+            }
+            Command::PaymentNotice(n) => {
+                self.shops.insert(n.shop);
+                self.orders.insert(n.order);
+                self.notices
+                    .insert((n.shop, n.gateway.clone(), n.transaction_id.clone()));
+                &None
+            }
+            Command::Refund(r) => {
+                self.shops.insert(r.by.shop);
+                self.orders.insert(r.order);
+                &r.idempotency
+            }
+            Command::ResolvePaymentException { by, order, .. }
+            | Command::Transition { by, order, .. } => {
+                self.shops.insert(by.shop);
+                self.orders.insert(*order);
+                &None
+            }
+            Command::ExpireUnpaid { shop, order } => {
+                self.shops.insert(*shop);
+                self.orders.insert(*order);
+                &None
+            }
+            Command::AdjustStock(a) => {
+                self.shops.insert(a.by.shop);
+                self.skus.insert((a.by.shop, a.sku.clone()));
+                &None
+            }
+        };
+        if let Some(c) = claim {
+            self.idempotency.insert((c.scope.clone(), c.key.clone()));
+        }
+    }
+}
+
+/// The rows a batch touches, as loaded (and locked) by the store, plus what the
+/// batch's commands changed so far.
+#[derive(Debug, Default)]
+pub struct WorkingSet {
+    pub shops: HashMap<ShopId, ShopSettings>,
+    pub products: HashMap<(ShopId, String), Product>,
+    pub warehouses: HashMap<ShopId, Vec<Warehouse>>,
+    pub stock: HashMap<StockKey, StockLevel>,
+    pub orders: HashMap<OrderId, Order>,
+    pub external_refs: HashMap<ExternalRef, OrderId>,
+    pub payments: HashMap<OrderId, Vec<Payment>>,
+    pub idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    pub notices: HashSet<NoticeKey>,
+    pending: Pending,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    new_orders: BTreeSet<OrderId>,
+    dirty_orders: BTreeSet<OrderId>,
+    dirty_stock: BTreeSet<StockKey>,
+    new_payments: BTreeSet<PaymentId>,
+    dirty_payments: BTreeSet<(OrderId, PaymentId)>,
+    ledger: Vec<LedgerEntry>,
+    refunds: Vec<Refund>,
+    notices: Vec<NoticeRecord>,
+    idempotency: Vec<IdempotencyRecord>,
+    events: Vec<NewEvent>,
+}
+
+/// Everything a batch changed, ready to persist in one transaction.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub new_orders: Vec<Order>,
+    pub updated_orders: Vec<Order>,
+    /// Final values of every stock level touched (insert or update).
+    pub stock: Vec<StockLevel>,
+    pub ledger: Vec<LedgerEntry>,
+    pub new_payments: Vec<Payment>,
+    pub updated_payments: Vec<Payment>,
+    pub refunds: Vec<Refund>,
+    pub notices: Vec<NoticeRecord>,
+    pub idempotency: Vec<IdempotencyRecord>,
+    pub events: Vec<NewEvent>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.new_orders.is_empty()
+            && self.updated_orders.is_empty()
+            && self.stock.is_empty()
+            && self.notices.is_empty()
+            && self.idempotency.is_empty()
+    }
+}
+
+impl WorkingSet {
+    /// Drains the changes recorded so far.
+    pub fn take_changes(&mut self) -> Changes {
+        let p = std::mem::take(&mut self.pending);
+        let mut c = Changes {
+            ledger: p.ledger,
+            refunds: p.refunds,
+            notices: p.notices,
+            idempotency: p.idempotency,
+            events: p.events,
+            ..Changes::default()
+        };
+        for id in &p.dirty_orders {
+            let order = self.orders[id].clone();
+            if p.new_orders.contains(id) {
+                c.new_orders.push(order)
+            } else {
+                c.updated_orders.push(order)
+            }
+        }
+        c.stock = p
+            .dirty_stock
+            .iter()
+            .map(|k| self.stock[k].clone())
+            .collect();
+        for (order, pay) in &p.dirty_payments {
+            if let Some(payment) = self
+                .payments
+                .get(order)
+                .and_then(|ps| ps.iter().find(|x| x.id == *pay))
+            {
+                if p.new_payments.contains(pay) {
+                    c.new_payments.push(payment.clone())
+                } else {
+                    c.updated_payments.push(payment.clone())
+                }
+            }
+        }
+        c
+    }
+
+    pub(crate) fn touch_order(&mut self, id: OrderId) {
+        self.pending.dirty_orders.insert(id);
+    }
+    pub(crate) fn insert_order(&mut self, order: Order) {
+        let id = order.id;
+        if let Some(ext) = &order.external_id {
+            self.external_refs
+                .insert((order.shop, order.channel.clone(), ext.clone()), id);
+        }
+        self.orders.insert(id, order);
+        self.pending.new_orders.insert(id);
+        self.pending.dirty_orders.insert(id);
+    }
+    pub(crate) fn touch_stock(&mut self, key: StockKey) {
+        self.pending.dirty_stock.insert(key);
+    }
+    pub(crate) fn insert_payment(&mut self, payment: Payment) {
+        self.pending.new_payments.insert(payment.id);
+        self.pending
+            .dirty_payments
+            .insert((payment.order, payment.id));
+        self.payments
+            .entry(payment.order)
+            .or_default()
+            .push(payment);
+    }
+    pub(crate) fn touch_payment(&mut self, order: OrderId, payment: PaymentId) {
+        self.pending.dirty_payments.insert((order, payment));
+    }
+    pub(crate) fn record_ledger(&mut self, entry: LedgerEntry) {
+        self.pending.ledger.push(entry);
+    }
+    pub(crate) fn last_ledger_mut(&mut self) -> Option<&mut LedgerEntry> {
+        self.pending.ledger.last_mut()
+    }
+    pub(crate) fn record_refund(&mut self, refund: Refund) {
+        self.pending.refunds.push(refund);
+    }
+    pub(crate) fn record_notice(&mut self, n: NoticeRecord) {
+        self.notices
+            .insert((n.shop, n.gateway.clone(), n.transaction_id.clone()));
+        self.pending.notices.push(n);
+    }
+    pub(crate) fn record_idempotency(&mut self, r: IdempotencyRecord) {
+        self.idempotency
+            .insert((r.scope.clone(), r.key.clone()), r.clone());
+        self.pending.idempotency.push(r);
+    }
+    pub(crate) fn emit(&mut self, event: NewEvent) {
+        self.pending.events.push(event);
+    }
+}

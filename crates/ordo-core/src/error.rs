@@ -1,0 +1,88 @@
+//! Business-rule errors of the core. Each has a stable machine-readable code that the
+//! API turns into a problem+json `type`.
+
+use crate::inventory::StockError;
+use crate::money::MoneyError;
+use crate::order::TransitionError;
+use crate::payment::PaymentTransitionError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("shop not found")]
+    ShopNotFound,
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("SKU `{sku}` does not exist in this shop")]
+    UnknownSku { sku: String },
+    #[error("SKU `{sku}` is not on sale")]
+    SkuNotOnSale { sku: String },
+    #[error("warehouse not found")]
+    WarehouseNotFound,
+    #[error("SKU `{sku}` is virtual and holds no warehouse stock")]
+    VirtualSkuHasNoStock { sku: String },
+    #[error("insufficient stock for SKU `{sku}`: {requested} requested, {available} available")]
+    InsufficientStock {
+        sku: String,
+        requested: i64,
+        available: i64,
+    },
+    #[error("stock change for SKU `{sku}` rejected: {source}")]
+    Stock { sku: String, source: StockError },
+    #[error("an order needs between 1 and {max} lines")]
+    LineCount { max: usize },
+    #[error("quantity must be between 1 and {max}")]
+    Quantity { max: i64 },
+    #[error("orders with physical goods need a shipping address")]
+    AddressRequired,
+    #[error("{0}")]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    PaymentTransition(#[from] PaymentTransitionError),
+    #[error("refund of {requested} exceeds the {refundable} still refundable")]
+    RefundExceedsCaptured { requested: i64, refundable: i64 },
+    #[error("the Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("the order has no payment exception to resolve")]
+    NoPaymentException,
+}
+
+impl CommandError {
+    /// Stable, documented code; the API uses it as the problem `type` suffix.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::ShopNotFound => "shop-not-found",
+            CommandError::OrderNotFound => "order-not-found",
+            CommandError::UnknownSku { .. } => "unknown-sku",
+            CommandError::SkuNotOnSale { .. } => "sku-not-on-sale",
+            CommandError::WarehouseNotFound => "warehouse-not-found",
+            CommandError::VirtualSkuHasNoStock { .. } => "virtual-sku-has-no-stock",
+            CommandError::InsufficientStock { .. } => "insufficient-stock",
+            CommandError::Stock { .. } => "stock-rule",
+            CommandError::LineCount { .. } => "line-count",
+            CommandError::Quantity { .. } => "quantity-out-of-range",
+            CommandError::AddressRequired => "address-required",
+            CommandError::Money(_) => "money-out-of-range",
+            CommandError::Transition(_) | CommandError::PaymentTransition(_) => {
+                "illegal-transition"
+            }
+            CommandError::RefundExceedsCaptured { .. } => "refund-exceeds-captured",
+            CommandError::IdempotencyKeyReused => "idempotency-key-reused",
+            CommandError::Empty { .. } => "empty-field",
+            CommandError::NoPaymentException => "no-payment-exception",
+        }
+    }
+
+    /// Whether the error means "no such thing in your shop" (mapped to 404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            CommandError::ShopNotFound
+                | CommandError::OrderNotFound
+                | CommandError::WarehouseNotFound
+        )
+    }
+}

@@ -1,0 +1,58 @@
+//! Events: every state change appends one, in the same transaction as the change.
+//! The event log is the audit trail and the source of the SSE stream and webhooks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Actor;
+use crate::{EventSeq, ShopId, Timestamp};
+
+/// An event about to be appended; the store assigns its sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// `None` for platform-level events (a shop created).
+    pub shop: Option<ShopId>,
+    /// What the event is about, e.g. `ord_…`.
+    pub subject: String,
+    /// Dotted type, e.g. `order.paid`; stable, part of the API.
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+    pub actor: Actor,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: EventSeq,
+    pub shop: Option<ShopId>,
+    pub subject: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub actor: Actor,
+    pub at: Timestamp,
+}
+
+/// Every event type Ordo emits.
+pub mod kinds {
+    pub const SHOP_CREATED: &str = "shop.created";
+    pub const SHOP_UPDATED: &str = "shop.updated";
+    pub const API_KEY_CREATED: &str = "api_key.created";
+    pub const API_KEY_REVOKED: &str = "api_key.revoked";
+    pub const PRODUCT_CREATED: &str = "product.created";
+    pub const PRODUCT_UPDATED: &str = "product.updated";
+    pub const WAREHOUSE_CREATED: &str = "warehouse.created";
+    pub const GATEWAY_CONFIGURED: &str = "payment_gateway.configured";
+    pub const STOCK_CHANGED: &str = "stock.changed";
+    pub const ORDER_PLACED: &str = "order.placed";
+    pub const ORDER_PAID: &str = "order.paid";
+    pub const ORDER_HELD: &str = "order.held";
+    pub const ORDER_APPROVED: &str = "order.approved";
+    pub const ORDER_SHIPPED: &str = "order.shipped";
+    pub const ORDER_DELIVERED: &str = "order.delivered";
+    pub const ORDER_COMPLETED: &str = "order.completed";
+    pub const ORDER_CANCELLED: &str = "order.cancelled";
+    pub const ORDER_PAYMENT_EXCEPTION: &str = "order.payment_exception";
+    pub const PAYMENT_CAPTURED: &str = "payment.captured";
+    pub const PAYMENT_FAILED: &str = "payment.failed";
+    pub const PAYMENT_EXPIRED: &str = "payment.expired";
+    pub const REFUND_CREATED: &str = "refund.created";
+}

@@ -1,0 +1,106 @@
+//! Identifier newtypes. Every entity has its own type so an order id can never be
+//! passed where a shop id is expected. Ids are 128-bit and time-ordered (UUIDv7 in
+//! the shell); the text form carries a readable prefix, e.g. `ord_0193…`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a valid {kind} id (expected `{prefix}_` followed by 32 hex digits)")]
+pub struct ParseIdError {
+    pub kind: &'static str,
+    pub prefix: &'static str,
+    pub input: String,
+}
+
+macro_rules! id_type {
+    ($name:ident, $prefix:literal, $kind:literal) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u128);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "_{:032x}"), self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseIdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let err = || ParseIdError {
+                    kind: $kind,
+                    prefix: $prefix,
+                    input: s.chars().take(64).collect(),
+                };
+                let hex = s
+                    .strip_prefix($prefix)
+                    .and_then(|rest| rest.strip_prefix('_'))
+                    .ok_or_else(err)?;
+                if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err());
+                }
+                u128::from_str_radix(hex, 16).map($name).map_err(|_| err())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+id_type!(ShopId, "shop", "shop");
+id_type!(ProductId, "sku", "SKU");
+id_type!(WarehouseId, "wh", "warehouse");
+id_type!(OrderId, "ord", "order");
+id_type!(PaymentId, "pay", "payment");
+id_type!(RefundId, "ref", "refund");
+id_type!(ApiKeyId, "key", "API key");
+id_type!(ExceptionId, "exc", "exception");
+
+/// Position in the event log; assigned by the store on commit, strictly increasing
+/// in commit order.
+pub type EventSeq = i64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_text_form() {
+        let id = OrderId(0x0193_0000_0000_7000_8000_0000_0000_00ff);
+        let text = id.to_string();
+        assert_eq!(text, "ord_019300000000700080000000000000ff");
+        assert_eq!(text.parse::<OrderId>().unwrap(), id);
+    }
+
+    #[test]
+    fn an_id_of_another_kind_is_rejected() {
+        let shop = ShopId(7).to_string();
+        let err = shop.parse::<OrderId>().unwrap_err();
+        assert_eq!(err.kind, "order");
+        assert!("ord_xyz".parse::<OrderId>().is_err());
+        assert!("ord_".parse::<OrderId>().is_err());
+    }
+}

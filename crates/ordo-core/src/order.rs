@@ -1,0 +1,349 @@
+//! Orders and the order state machine.
+//!
+//! ```text
+//! pending_payment ──capture──▶ paid ──approve──▶ fulfilling ──ship──▶ shipped ──deliver──▶ delivered ──complete──▶ completed
+//!       │  └─mismatch─▶ payment_exception ─accept─▶ paid │ ▲hold/approve▼                                 
+//!       │                                          on_hold
+//!       └──── cancel (buyer, seller, platform; timeout only while unpaid) ────▶ cancelled
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Currency, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    PendingPayment,
+    /// Money arrived but did not match the order (B3); a person decides.
+    PaymentException,
+    Paid,
+    /// Held for review before fulfilment.
+    OnHold,
+    Fulfilling,
+    Shipped,
+    Delivered,
+    Completed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 9] = [
+        OrderStatus::PendingPayment,
+        OrderStatus::PaymentException,
+        OrderStatus::Paid,
+        OrderStatus::OnHold,
+        OrderStatus::Fulfilling,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Completed,
+        OrderStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::PendingPayment => "pending_payment",
+            OrderStatus::PaymentException => "payment_exception",
+            OrderStatus::Paid => "paid",
+            OrderStatus::OnHold => "on_hold",
+            OrderStatus::Fulfilling => "fulfilling",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Completed => "completed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether the order still holds stock reservations.
+    pub fn holds_reservation(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::PendingPayment
+                | OrderStatus::PaymentException
+                | OrderStatus::Paid
+                | OrderStatus::OnHold
+                | OrderStatus::Fulfilling
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    Buyer,
+    Seller,
+    Platform,
+    PaymentTimeout,
+}
+
+impl CancelReason {
+    pub const ALL: [CancelReason; 4] = [
+        CancelReason::Buyer,
+        CancelReason::Seller,
+        CancelReason::Platform,
+        CancelReason::PaymentTimeout,
+    ];
+}
+
+/// What can happen to an order; input of [`transition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderEvent {
+    PaymentCaptured,
+    PaymentMismatched,
+    PaymentAccepted,
+    Hold,
+    Approve,
+    Ship,
+    ConfirmDelivery,
+    Complete,
+    Cancel(CancelReason),
+}
+
+impl OrderEvent {
+    pub fn all() -> Vec<OrderEvent> {
+        let mut v = vec![
+            OrderEvent::PaymentCaptured,
+            OrderEvent::PaymentMismatched,
+            OrderEvent::PaymentAccepted,
+            OrderEvent::Hold,
+            OrderEvent::Approve,
+            OrderEvent::Ship,
+            OrderEvent::ConfirmDelivery,
+            OrderEvent::Complete,
+        ];
+        v.extend(CancelReason::ALL.map(OrderEvent::Cancel));
+        v
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order that is {} cannot take `{event:?}`", from.as_str())]
+pub struct TransitionError {
+    pub from: OrderStatus,
+    pub event: OrderEvent,
+}
+
+/// The order state machine: the one place that says which moves are legal.
+pub fn transition(from: OrderStatus, event: OrderEvent) -> Result<OrderStatus, TransitionError> {
+    use OrderEvent as E;
+    use OrderStatus as S;
+    let to = match (from, event) {
+        (S::PendingPayment, E::PaymentCaptured) => S::Paid,
+        (S::PendingPayment, E::PaymentMismatched) => S::PaymentException,
+        (S::PendingPayment, E::Cancel(_)) => S::Cancelled,
+        (S::PaymentException, E::PaymentAccepted) => S::Paid,
+        (S::Paid, E::Hold) | (S::Fulfilling, E::Hold) => S::OnHold,
+        (S::Paid, E::Approve) | (S::OnHold, E::Approve) => S::Fulfilling,
+        (S::Fulfilling, E::Ship) => S::Shipped,
+        (S::Shipped, E::ConfirmDelivery) => S::Delivered,
+        (S::Delivered, E::Complete) => S::Completed,
+        // Once money has arrived a timeout no longer applies; a person or the buyer cancels.
+        (S::PaymentException | S::Paid | S::OnHold | S::Fulfilling, E::Cancel(r))
+            if r != CancelReason::PaymentTimeout =>
+        {
+            S::Cancelled
+        }
+        _ => return Err(TransitionError { from, event }),
+    };
+    Ok(to)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Buyer {
+    /// The shop's or channel's own id for the buyer.
+    pub id: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub recipient: String,
+    pub phone: String,
+    /// ISO 3166-1 alpha-2, e.g. `CN`.
+    pub country: String,
+    pub province: String,
+    pub city: String,
+    pub district: Option<String>,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub postal_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku_id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+    pub total_minor: i64,
+    /// Where the line's stock is reserved; `None` for virtual goods.
+    pub warehouse: Option<WarehouseId>,
+}
+
+/// The price breakdown stored with the order (A4): total = items + shipping − discount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pricing {
+    pub currency: Currency,
+    pub items_minor: i64,
+    pub shipping_minor: i64,
+    pub discount_minor: i64,
+    pub total_minor: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub shipped_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub shop: ShopId,
+    pub channel: String,
+    pub external_id: Option<String>,
+    pub status: OrderStatus,
+    pub cancel_reason: Option<CancelReason>,
+    pub hold_reason: Option<String>,
+    pub payment_exception: Option<String>,
+    pub buyer: Buyer,
+    pub shipping_address: Option<Address>,
+    pub lines: Vec<OrderLine>,
+    pub pricing: Pricing,
+    pub note: Option<String>,
+    pub shipment: Option<Shipment>,
+    /// Money captured for this order and refunded from it, in `pricing.currency`
+    /// unless a mismatched payment brought another currency (then see payments).
+    pub paid_minor: i64,
+    pub refunded_minor: i64,
+    pub payment_due_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Bumped on every change; optimistic concurrency for later edits (A8).
+    pub version: i64,
+}
+
+impl Order {
+    /// Applies `event` through the state machine.
+    pub fn apply(
+        &mut self,
+        event: OrderEvent,
+        now: Timestamp,
+    ) -> Result<OrderStatus, TransitionError> {
+        let to = transition(self.status, event)?;
+        self.status = to;
+        if let OrderEvent::Cancel(r) = event {
+            self.cancel_reason = Some(r);
+        }
+        if to != OrderStatus::PendingPayment {
+            self.payment_due_at = None;
+        }
+        self.updated_at = now;
+        self.version += 1;
+        Ok(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderEvent as E;
+    use OrderStatus as S;
+
+    /// Every (state, event) pair: the legal ones and where they lead; all others fail.
+    #[test]
+    fn transition_table_covers_every_pair() {
+        let legal: &[(S, E, S)] = &[
+            (S::PendingPayment, E::PaymentCaptured, S::Paid),
+            (S::PendingPayment, E::PaymentMismatched, S::PaymentException),
+            (
+                S::PendingPayment,
+                E::Cancel(CancelReason::Buyer),
+                S::Cancelled,
+            ),
+            (
+                S::PendingPayment,
+                E::Cancel(CancelReason::Seller),
+                S::Cancelled,
+            ),
+            (
+                S::PendingPayment,
+                E::Cancel(CancelReason::Platform),
+                S::Cancelled,
+            ),
+            (
+                S::PendingPayment,
+                E::Cancel(CancelReason::PaymentTimeout),
+                S::Cancelled,
+            ),
+            (S::PaymentException, E::PaymentAccepted, S::Paid),
+            (
+                S::PaymentException,
+                E::Cancel(CancelReason::Buyer),
+                S::Cancelled,
+            ),
+            (
+                S::PaymentException,
+                E::Cancel(CancelReason::Seller),
+                S::Cancelled,
+            ),
+            (
+                S::PaymentException,
+                E::Cancel(CancelReason::Platform),
+                S::Cancelled,
+            ),
+            (S::Paid, E::Hold, S::OnHold),
+            (S::Paid, E::Approve, S::Fulfilling),
+            (S::Paid, E::Cancel(CancelReason::Buyer), S::Cancelled),
+            (S::Paid, E::Cancel(CancelReason::Seller), S::Cancelled),
+            (S::Paid, E::Cancel(CancelReason::Platform), S::Cancelled),
+            (S::OnHold, E::Approve, S::Fulfilling),
+            (S::OnHold, E::Cancel(CancelReason::Buyer), S::Cancelled),
+            (S::OnHold, E::Cancel(CancelReason::Seller), S::Cancelled),
+            (S::OnHold, E::Cancel(CancelReason::Platform), S::Cancelled),
+            (S::Fulfilling, E::Hold, S::OnHold),
+            (S::Fulfilling, E::Ship, S::Shipped),
+            (S::Fulfilling, E::Cancel(CancelReason::Buyer), S::Cancelled),
+            (S::Fulfilling, E::Cancel(CancelReason::Seller), S::Cancelled),
+            (
+                S::Fulfilling,
+                E::Cancel(CancelReason::Platform),
+                S::Cancelled,
+            ),
+            (S::Shipped, E::ConfirmDelivery, S::Delivered),
+            (S::Delivered, E::Complete, S::Completed),
+        ];
+        let mut checked = 0;
+        for from in S::ALL {
+            for event in E::all() {
+                let expected = legal
+                    .iter()
+                    .find(|(f, e, _)| *f == from && *e == event)
+                    .map(|(_, _, to)| *to);
+                match (transition(from, event), expected) {
+                    (Ok(to), Some(want)) => assert_eq!(to, want, "{from:?} + {event:?}"),
+                    (Err(err), None) => assert_eq!(err, TransitionError { from, event }),
+                    (got, want) => panic!("{from:?} + {event:?}: got {got:?}, want {want:?}"),
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, S::ALL.len() * E::all().len());
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in S::ALL {
+            assert_eq!(S::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(S::parse("lost"), None);
+    }
+}
