@@ -115,10 +115,7 @@ mod tests {
         }
     }
 
-    fn run(
-        demands: &[(u128, i64)],
-        stock: &[(u128, u128, i64)],
-    ) -> Result<Vec<(u128, u128)>, Shortage> {
+    fn run(demands: &[(u128, i64)], stock: &[(u128, u128, i64)]) -> Result<Vec<(u128, u128)>, Shortage> {
         let map: HashMap<StockKey, i64> = stock
             .iter()
             .map(|&(s, w, n)| {

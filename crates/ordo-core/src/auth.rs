@@ -48,11 +48,7 @@ impl Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Principal {
     PlatformAdmin,
-    ShopKey {
-        shop: ShopId,
-        key: ApiKeyId,
-        role: Role,
-    },
+    ShopKey { shop: ShopId, key: ApiKeyId, role: Role },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,15 +87,9 @@ impl Principal {
         match role {
             Role::Owner => action != ManageShops,
             Role::Operator => !matches!(action, ManageShops | ManageKeys | ManageSettings),
-            Role::Warehouse => matches!(
-                action,
-                ReadCatalog | ReadStock | WriteStock | ReadOrders | ShipOrders
-            ),
+            Role::Warehouse => matches!(action, ReadCatalog | ReadStock | WriteStock | ReadOrders | ShipOrders),
             Role::Viewer => matches!(action, ReadCatalog | ReadStock | ReadOrders | ReadEvents),
-            Role::Integration => matches!(
-                action,
-                ReadCatalog | ReadStock | ReadOrders | PlaceOrders | ReadEvents
-            ),
+            Role::Integration => matches!(action, ReadCatalog | ReadStock | ReadOrders | PlaceOrders | ReadEvents),
         }
     }
 

@@ -93,9 +93,9 @@ pub struct Warehouse {
 /// Later rule sets (A5) extend this function; today it knows one rule.
 pub fn review(settings: &ShopSettings, total_minor: i64) -> Option<String> {
     match settings.review_above_minor {
-        Some(limit) if total_minor > limit => Some(format!(
-            "order total {total_minor} is above the review limit {limit}"
-        )),
+        Some(limit) if total_minor > limit => {
+            Some(format!("order total {total_minor} is above the review limit {limit}"))
+        }
         _ => None,
     }
 }

@@ -66,9 +66,7 @@ impl CommandError {
             CommandError::Quantity { .. } => "quantity-out-of-range",
             CommandError::AddressRequired => "address-required",
             CommandError::Money(_) => "money-out-of-range",
-            CommandError::Transition(_) | CommandError::PaymentTransition(_) => {
-                "illegal-transition"
-            }
+            CommandError::Transition(_) | CommandError::PaymentTransition(_) => "illegal-transition",
             CommandError::RefundExceedsCaptured { .. } => "refund-exceeds-captured",
             CommandError::IdempotencyKeyReused => "idempotency-key-reused",
             CommandError::Empty { .. } => "empty-field",
@@ -80,9 +78,7 @@ impl CommandError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            CommandError::ShopNotFound
-                | CommandError::OrderNotFound
-                | CommandError::WarehouseNotFound
+            CommandError::ShopNotFound | CommandError::OrderNotFound | CommandError::WarehouseNotFound
         )
     }
 }

@@ -75,15 +75,9 @@ impl LedgerReason {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Receive,
-            Self::Adjust,
-            Self::Reserve,
-            Self::Release,
-            Self::Ship,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        [Self::Receive, Self::Adjust, Self::Reserve, Self::Release, Self::Ship]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 
@@ -106,9 +100,7 @@ pub struct LedgerEntry {
 pub enum StockError {
     #[error("only {available} available, {requested} requested")]
     Insufficient { requested: i64, available: i64 },
-    #[error(
-        "on hand cannot go below the {reserved} units reserved for orders (would be {would_be})"
-    )]
+    #[error("on hand cannot go below the {reserved} units reserved for orders (would be {would_be})")]
     BelowReserved { reserved: i64, would_be: i64 },
     #[error("a stock level holds at most {STOCK_UNITS_MAX} units")]
     TooLarge,
@@ -169,10 +161,7 @@ impl StockLevel {
 
     /// Changes on hand by `delta` (receipt when positive, correction otherwise).
     pub fn adjust(&self, delta: i64) -> Result<Movement, StockError> {
-        let would_be = self
-            .on_hand
-            .checked_add(delta)
-            .ok_or(StockError::TooLarge)?;
+        let would_be = self.on_hand.checked_add(delta).ok_or(StockError::TooLarge)?;
         if would_be > STOCK_UNITS_MAX {
             return Err(StockError::TooLarge);
         }
@@ -206,11 +195,7 @@ impl StockLevel {
 }
 
 fn positive(qty: i64) -> Result<(), StockError> {
-    if qty > 0 {
-        Ok(())
-    } else {
-        Err(StockError::NotPositive)
-    }
+    if qty > 0 { Ok(()) } else { Err(StockError::NotPositive) }
 }
 
 #[cfg(test)]

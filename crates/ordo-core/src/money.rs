@@ -81,10 +81,7 @@ impl Money {
         if amount_minor.abs() > AMOUNT_MINOR_MAX {
             return Err(MoneyError::Overflow);
         }
-        Ok(Money {
-            amount_minor,
-            currency,
-        })
+        Ok(Money { amount_minor, currency })
     }
 
     pub fn zero(currency: Currency) -> Self {
@@ -113,10 +110,7 @@ impl Money {
     }
 
     pub fn checked_mul(self, factor: i64) -> Result<Money, MoneyError> {
-        let product = self
-            .amount_minor
-            .checked_mul(factor)
-            .ok_or(MoneyError::Overflow)?;
+        let product = self.amount_minor.checked_mul(factor).ok_or(MoneyError::Overflow)?;
         Money::new(product, self.currency)
     }
 
@@ -148,10 +142,7 @@ mod tests {
     fn arithmetic_refuses_mixed_currencies_and_overflow() {
         let a = Money::new(100, Currency::CNY).unwrap();
         let b = Money::new(100, Currency::USD).unwrap();
-        assert!(matches!(
-            a.checked_add(b),
-            Err(MoneyError::CurrencyMismatch { .. })
-        ));
+        assert!(matches!(a.checked_add(b), Err(MoneyError::CurrencyMismatch { .. })));
         assert_eq!(a.checked_add(a).unwrap().amount_minor, 200);
         assert_eq!(a.checked_mul(3).unwrap().amount_minor, 300);
         assert_eq!(a.checked_mul(i64::MAX), Err(MoneyError::Overflow));

@@ -233,11 +233,7 @@ pub struct Order {
 
 impl Order {
     /// Applies `event` through the state machine.
-    pub fn apply(
-        &mut self,
-        event: OrderEvent,
-        now: Timestamp,
-    ) -> Result<OrderStatus, TransitionError> {
+    pub fn apply(&mut self, event: OrderEvent, now: Timestamp) -> Result<OrderStatus, TransitionError> {
         let to = transition(self.status, event)?;
         self.status = to;
         if let OrderEvent::Cancel(r) = event {
@@ -264,42 +260,14 @@ mod tests {
         let legal: &[(S, E, S)] = &[
             (S::PendingPayment, E::PaymentCaptured, S::Paid),
             (S::PendingPayment, E::PaymentMismatched, S::PaymentException),
-            (
-                S::PendingPayment,
-                E::Cancel(CancelReason::Buyer),
-                S::Cancelled,
-            ),
-            (
-                S::PendingPayment,
-                E::Cancel(CancelReason::Seller),
-                S::Cancelled,
-            ),
-            (
-                S::PendingPayment,
-                E::Cancel(CancelReason::Platform),
-                S::Cancelled,
-            ),
-            (
-                S::PendingPayment,
-                E::Cancel(CancelReason::PaymentTimeout),
-                S::Cancelled,
-            ),
+            (S::PendingPayment, E::Cancel(CancelReason::Buyer), S::Cancelled),
+            (S::PendingPayment, E::Cancel(CancelReason::Seller), S::Cancelled),
+            (S::PendingPayment, E::Cancel(CancelReason::Platform), S::Cancelled),
+            (S::PendingPayment, E::Cancel(CancelReason::PaymentTimeout), S::Cancelled),
             (S::PaymentException, E::PaymentAccepted, S::Paid),
-            (
-                S::PaymentException,
-                E::Cancel(CancelReason::Buyer),
-                S::Cancelled,
-            ),
-            (
-                S::PaymentException,
-                E::Cancel(CancelReason::Seller),
-                S::Cancelled,
-            ),
-            (
-                S::PaymentException,
-                E::Cancel(CancelReason::Platform),
-                S::Cancelled,
-            ),
+            (S::PaymentException, E::Cancel(CancelReason::Buyer), S::Cancelled),
+            (S::PaymentException, E::Cancel(CancelReason::Seller), S::Cancelled),
+            (S::PaymentException, E::Cancel(CancelReason::Platform), S::Cancelled),
             (S::Paid, E::Hold, S::OnHold),
             (S::Paid, E::Approve, S::Fulfilling),
             (S::Paid, E::Cancel(CancelReason::Buyer), S::Cancelled),
@@ -313,11 +281,7 @@ mod tests {
             (S::Fulfilling, E::Ship, S::Shipped),
             (S::Fulfilling, E::Cancel(CancelReason::Buyer), S::Cancelled),
             (S::Fulfilling, E::Cancel(CancelReason::Seller), S::Cancelled),
-            (
-                S::Fulfilling,
-                E::Cancel(CancelReason::Platform),
-                S::Cancelled,
-            ),
+            (S::Fulfilling, E::Cancel(CancelReason::Platform), S::Cancelled),
             (S::Shipped, E::ConfirmDelivery, S::Delivered),
             (S::Delivered, E::Complete, S::Completed),
         ];

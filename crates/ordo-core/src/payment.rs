@@ -55,10 +55,7 @@ pub struct PaymentTransitionError {
 }
 
 /// A payment resolves once: only `pending` moves.
-pub fn payment_transition(
-    from: PaymentStatus,
-    event: PaymentEvent,
-) -> Result<PaymentStatus, PaymentTransitionError> {
+pub fn payment_transition(from: PaymentStatus, event: PaymentEvent) -> Result<PaymentStatus, PaymentTransitionError> {
     match (from, event) {
         (PaymentStatus::Pending, PaymentEvent::Capture) => Ok(PaymentStatus::Captured),
         (PaymentStatus::Pending, PaymentEvent::Fail) => Ok(PaymentStatus::Failed),
@@ -97,11 +94,7 @@ impl Payment {
         }
     }
 
-    pub fn resolve(
-        &mut self,
-        event: PaymentEvent,
-        now: Timestamp,
-    ) -> Result<(), PaymentTransitionError> {
+    pub fn resolve(&mut self, event: PaymentEvent, now: Timestamp) -> Result<(), PaymentTransitionError> {
         self.status = payment_transition(self.status, event)?;
         self.resolved_at = Some(now);
         Ok(())
@@ -143,12 +136,7 @@ pub enum AmountCheck {
     WrongCurrency,
 }
 
-pub fn check_amount(
-    expected_minor: i64,
-    currency: Currency,
-    got_minor: i64,
-    got_currency: Currency,
-) -> AmountCheck {
+pub fn check_amount(expected_minor: i64, currency: Currency, got_minor: i64, got_currency: Currency) -> AmountCheck {
     if got_currency != currency {
         AmountCheck::WrongCurrency
     } else if got_minor < expected_minor {
@@ -166,11 +154,7 @@ mod tests {
 
     #[test]
     fn a_payment_resolves_exactly_once() {
-        let events = [
-            PaymentEvent::Capture,
-            PaymentEvent::Fail,
-            PaymentEvent::Expire,
-        ];
+        let events = [PaymentEvent::Capture, PaymentEvent::Fail, PaymentEvent::Expire];
         for from in PaymentStatus::ALL {
             for event in events {
                 let got = payment_transition(from, event);
@@ -189,9 +173,6 @@ mod tests {
         assert_eq!(check_amount(100, c, 100, c), AmountCheck::Exact);
         assert_eq!(check_amount(100, c, 99, c), AmountCheck::Under);
         assert_eq!(check_amount(100, c, 101, c), AmountCheck::Over);
-        assert_eq!(
-            check_amount(100, c, 100, Currency::USD),
-            AmountCheck::WrongCurrency
-        );
+        assert_eq!(check_amount(100, c, 100, Currency::USD), AmountCheck::WrongCurrency);
     }
 }

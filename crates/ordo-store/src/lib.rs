@@ -1,14 +1,157 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The storage boundary: one trait every backend implements, the records it
+//! stores besides the core's own types, and [`StoreError`].
+//!
+//! Invariant: storage errors stay here. The core never sees a `StoreError`; the
+//! engine maps it once, and the API maps it to problem+json once.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ordo_core::auth::Role;
+use ordo_core::batch::{Changes, IdempotencyRecord, LoadRequest, Outcome, WorkingSet};
+use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
+use ordo_core::event::{Event, NewEvent};
+use ordo_core::inventory::{LedgerEntry, StockLevel};
+use ordo_core::order::{Order, OrderStatus};
+use ordo_core::payment::{Payment, Refund};
+use ordo_core::{ApiKeyId, CommandError, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was hit (e.g. a SKU code that exists) or a concurrent
+    /// writer won; the message names which.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A concurrent transaction made this one fail; retrying it is safe.
+    #[error("transient: {0}")]
+    Retry(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub type StoreResult<T> = Result<T, StoreError>;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+/// An API key as stored: only a hash of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub shop: ShopId,
+    pub role: Role,
+    pub name: String,
+    /// SHA-256 of the full secret, hex.
+    pub secret_hash: String,
+    /// The first characters of the secret, shown in lists to tell keys apart.
+    pub prefix: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
+
+/// Cursor pagination: items strictly after (older than) `cursor`, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    pub cursor: Option<OrderId>,
+    pub limit: u32,
+}
+
+/// Each command's result, in the order the commands were given.
+pub type BatchOutcomes = Vec<Result<Outcome, CommandError>>;
+
+/// A batch's decision: what to persist and what to tell each command's caller.
+pub struct Decided {
+    pub changes: Changes,
+    pub outcomes: BatchOutcomes,
+}
+
+/// The pure decision the engine runs inside the store's transaction.
+pub type Decide = Box<dyn FnOnce(&mut WorkingSet) -> Decided + Send>;
+
+/// What a committed batch reports back.
+pub struct Committed {
+    pub outcomes: BatchOutcomes,
+    /// Sequence number of the last event appended, if any.
+    pub last_event: Option<EventSeq>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Loads and locks what `request` names into a working set, runs `decide` on it,
+    /// and persists the changes and events it returns in the same transaction.
+    /// Returns only after the commit is durable.
+    async fn run_batch(&self, request: LoadRequest, decide: Decide) -> StoreResult<Committed>;
+
+    // Shops, keys and secrets.
+    async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()>;
+    async fn get_shop(&self, id: ShopId) -> StoreResult<Shop>;
+    async fn list_shops(&self) -> StoreResult<Vec<Shop>>;
+    async fn update_shop_settings(&self, id: ShopId, settings: &ShopSettings, event: NewEvent) -> StoreResult<()>;
+    async fn create_api_key(&self, key: &ApiKeyRecord, event: NewEvent) -> StoreResult<()>;
+    async fn find_api_key(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, shop: ShopId) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn revoke_api_key(&self, shop: ShopId, id: ApiKeyId, at: Timestamp, event: NewEvent) -> StoreResult<()>;
+    async fn put_gateway_secret(&self, shop: ShopId, gateway: &str, secret: &str, event: NewEvent) -> StoreResult<()>;
+    async fn gateway_secret(&self, shop: ShopId, gateway: &str) -> StoreResult<Option<String>>;
+
+    // Catalogue.
+    async fn create_product(&self, product: &Product, event: NewEvent) -> StoreResult<()>;
+    async fn update_product(&self, product: &Product, event: NewEvent) -> StoreResult<()>;
+    async fn get_product(&self, shop: ShopId, id: ProductId) -> StoreResult<Product>;
+    async fn find_product_by_sku(&self, shop: ShopId, sku: &str) -> StoreResult<Option<Product>>;
+    async fn list_products(&self, shop: ShopId, cursor: Option<ProductId>, limit: u32) -> StoreResult<Vec<Product>>;
+    async fn create_warehouse(&self, warehouse: &Warehouse, event: NewEvent) -> StoreResult<()>;
+    async fn list_warehouses(&self, shop: ShopId) -> StoreResult<Vec<Warehouse>>;
+
+    // Stock.
+    async fn stock_of(&self, shop: ShopId, sku: ProductId) -> StoreResult<Vec<StockLevel>>;
+    async fn list_stock(&self, shop: ShopId, warehouse: Option<WarehouseId>) -> StoreResult<Vec<StockLevel>>;
+    /// Ledger entries of one SKU, oldest first, after ledger position `after`.
+    async fn ledger(&self, shop: ShopId, sku: ProductId, after: i64, limit: u32) -> StoreResult<Vec<(i64, LedgerEntry)>>;
+
+    // Orders and money.
+    async fn get_order(&self, shop: ShopId, id: OrderId) -> StoreResult<Order>;
+    async fn list_orders(&self, shop: ShopId, filter: &OrderFilter) -> StoreResult<Vec<Order>>;
+    async fn payments_of(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<Payment>>;
+    async fn refunds_of(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<Refund>>;
+    /// Unpaid orders whose payment deadline is at or before `now`, oldest first.
+    async fn due_unpaid(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>>;
+
+    // Idempotency for requests outside the batch path.
+    async fn get_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Inserts unless a record with that scope and key exists; returns whether it inserted.
+    async fn put_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<bool>;
+
+    // Events.
+    /// Events after `after`, oldest first; `shop: None` reads every shop's (admin).
+    async fn events_after(&self, shop: Option<ShopId>, after: EventSeq, limit: u32) -> StoreResult<Vec<Event>>;
+    /// Appends events outside a batch (e.g. platform notices).
+    async fn append_events(&self, events: Vec<NewEvent>) -> StoreResult<()>;
+
+    /// Totals used by invariant checks and tests: (Σ on_hand, Σ reserved, Σ ledger on-hand
+    /// deltas, Σ ledger reserved deltas) over one shop.
+    async fn stock_totals(&self, shop: ShopId) -> StoreResult<StockTotals>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StockTotals {
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub ledger_on_hand: i64,
+    pub ledger_reserved: i64,
+}
+
+pub type DynStore = Arc<dyn Store>;
+

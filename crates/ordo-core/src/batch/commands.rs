@@ -76,14 +76,9 @@ pub struct AdjustStock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Cancel(CancelReason),
-    Hold {
-        reason: String,
-    },
+    Hold { reason: String },
     Approve,
-    Ship {
-        carrier: String,
-        tracking_number: String,
-    },
+    Ship { carrier: String, tracking_number: String },
     ConfirmDelivery,
     Complete,
 }

@@ -29,11 +29,7 @@ pub struct Context<'a> {
 }
 
 /// Applies one command. On error the working set is unchanged.
-pub fn apply(
-    ws: &mut WorkingSet,
-    cmd: &Command,
-    ctx: &mut Context<'_>,
-) -> Result<Outcome, crate::CommandError> {
+pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Result<Outcome, crate::CommandError> {
     match cmd {
         Command::PlaceOrder(c) => orders::place(ws, c, ctx),
         Command::PaymentNotice(n) => payments::notice(ws, n, ctx),

@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{
-    By, Context, IdempotencyClaim, IdempotencyRecord, LINE_QUANTITY_MAX, ORDER_LINES_MAX, Outcome,
-    PlaceOrder, Step, WorkingSet,
+    By, Context, IdempotencyClaim, IdempotencyRecord, LINE_QUANTITY_MAX, ORDER_LINES_MAX, Outcome, PlaceOrder, Step,
+    WorkingSet,
 };
 use crate::allocation::{Demand, allocate};
 use crate::auth::Actor;
@@ -16,40 +16,23 @@ use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pric
 use crate::payment::{Payment, PaymentEvent, PaymentStatus};
 use crate::{CommandError, OrderId, PaymentId, ShopId, Timestamp};
 
-pub(super) fn place(
-    ws: &mut WorkingSet,
-    c: &PlaceOrder,
-    ctx: &mut Context<'_>,
-) -> Result<Outcome, CommandError> {
+pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
     let shop = c.by.shop;
     if let Some(replay) = idempotent_replay(ws, c.idempotency.as_ref())? {
         return Ok(replay);
     }
     if let Some(ext) = &c.external_id {
-        if let Some(id) = ws
-            .external_refs
-            .get(&(shop, c.channel.clone(), ext.clone()))
-        {
-            let order = ws
-                .orders
-                .get(id)
-                .cloned()
-                .ok_or(CommandError::OrderNotFound)?;
+        if let Some(id) = ws.external_refs.get(&(shop, c.channel.clone(), ext.clone())) {
+            let order = ws.orders.get(id).cloned().ok_or(CommandError::OrderNotFound)?;
             return Ok(Outcome::Order {
                 order: Box::new(order),
                 replayed: true,
             });
         }
     }
-    let settings = ws
-        .shops
-        .get(&shop)
-        .ok_or(CommandError::ShopNotFound)?
-        .clone();
+    let settings = ws.shops.get(&shop).ok_or(CommandError::ShopNotFound)?.clone();
     if c.lines.is_empty() || c.lines.len() > ORDER_LINES_MAX {
-        return Err(CommandError::LineCount {
-            max: ORDER_LINES_MAX,
-        });
+        return Err(CommandError::LineCount { max: ORDER_LINES_MAX });
     }
     if c.channel.is_empty() {
         return Err(CommandError::Empty { field: "channel" });
@@ -65,20 +48,14 @@ pub(super) fn place(
     let mut demand: BTreeMap<_, i64> = BTreeMap::new();
     for req in &c.lines {
         if !(1..=LINE_QUANTITY_MAX).contains(&req.quantity) {
-            return Err(CommandError::Quantity {
-                max: LINE_QUANTITY_MAX,
-            });
+            return Err(CommandError::Quantity { max: LINE_QUANTITY_MAX });
         }
-        let p =
-            ws.products
-                .get(&(shop, req.sku.clone()))
-                .ok_or_else(|| CommandError::UnknownSku {
-                    sku: req.sku.clone(),
-                })?;
+        let p = ws
+            .products
+            .get(&(shop, req.sku.clone()))
+            .ok_or_else(|| CommandError::UnknownSku { sku: req.sku.clone() })?;
         if !p.on_sale {
-            return Err(CommandError::SkuNotOnSale {
-                sku: req.sku.clone(),
-            });
+            return Err(CommandError::SkuNotOnSale { sku: req.sku.clone() });
         }
         let total = Money::new(p.price_minor, p.currency)?.checked_mul(req.quantity)?;
         items = items.checked_add(total)?;
@@ -127,10 +104,7 @@ pub(super) fn place(
     let now = ctx.now;
     let id = OrderId(ctx.ids.next_id());
     for line in &mut lines {
-        line.warehouse = allocations
-            .iter()
-            .find(|a| a.sku == line.sku_id)
-            .map(|a| a.warehouse);
+        line.warehouse = allocations.iter().find(|a| a.sku == line.sku_id).map(|a| a.warehouse);
     }
     for a in &allocations {
         let key = StockKey {
@@ -138,9 +112,7 @@ pub(super) fn place(
             warehouse: a.warehouse,
         };
         let level = ws.stock.get(&key).expect("allocated stock is loaded");
-        let m = level
-            .reserve(a.quantity)
-            .expect("allocation checked availability");
+        let m = level.reserve(a.quantity).expect("allocation checked availability");
         move_stock(ws, key, m, Some(id), &c.by.actor, now);
     }
     let order = Order {
@@ -217,24 +189,14 @@ pub(super) fn idempotent_replay(
     claim: Option<&IdempotencyClaim>,
 ) -> Result<Option<Outcome>, CommandError> {
     let Some(claim) = claim else { return Ok(None) };
-    let Some(rec) = ws
-        .idempotency
-        .get(&(claim.scope.clone(), claim.key.clone()))
-    else {
+    let Some(rec) = ws.idempotency.get(&(claim.scope.clone(), claim.key.clone())) else {
         return Ok(None);
     };
     if rec.request_hash != claim.request_hash {
         return Err(CommandError::IdempotencyKeyReused);
     }
-    let order_id: OrderId = rec
-        .resource
-        .parse()
-        .map_err(|_| CommandError::IdempotencyKeyReused)?;
-    let order = ws
-        .orders
-        .get(&order_id)
-        .cloned()
-        .ok_or(CommandError::OrderNotFound)?;
+    let order_id: OrderId = rec.resource.parse().map_err(|_| CommandError::IdempotencyKeyReused)?;
+    let order = ws.orders.get(&order_id).cloned().ok_or(CommandError::OrderNotFound)?;
     Ok(Some(Outcome::Order {
         order: Box::new(order),
         replayed: true,
@@ -309,18 +271,14 @@ fn held_stock(order: &Order) -> BTreeMap<StockKey, i64> {
 }
 
 fn ensure_level(ws: &mut WorkingSet, shop: ShopId, key: StockKey, now: Timestamp) {
-    ws.stock
-        .entry(key)
-        .or_insert_with(|| StockLevel::empty(shop, key, now));
+    ws.stock.entry(key).or_insert_with(|| StockLevel::empty(shop, key, now));
 }
 
 /// Releases every reservation the order holds, e.g. on cancel.
 fn release_all(ws: &mut WorkingSet, order: &Order, actor: &Actor, now: Timestamp) {
     for (key, qty) in held_stock(order) {
         ensure_level(ws, order.shop, key, now);
-        let m = ws.stock[&key]
-            .release(qty)
-            .expect("held quantities are positive");
+        let m = ws.stock[&key].release(qty).expect("held quantities are positive");
         if m.reserved_delta != 0 {
             move_stock(ws, key, m, Some(order.id), actor, now);
         }
@@ -393,12 +351,10 @@ pub(super) fn step(
             let held = held_stock(&order);
             for (key, qty) in &held {
                 ensure_level(ws, order.shop, *key, now);
-                ws.stock[key]
-                    .ship(*qty)
-                    .map_err(|source| CommandError::Stock {
-                        sku: sku_code(&order, key),
-                        source,
-                    })?;
+                ws.stock[key].ship(*qty).map_err(|source| CommandError::Stock {
+                    sku: sku_code(&order, key),
+                    source,
+                })?;
             }
             for (key, qty) in held {
                 let m = ws.stock[&key].ship(qty).expect("checked above");
@@ -420,25 +376,11 @@ pub(super) fn step(
         }
         Step::ConfirmDelivery => {
             order.apply(OrderEvent::ConfirmDelivery, now)?;
-            emit_order(
-                ws,
-                &order,
-                kinds::ORDER_DELIVERED,
-                json!({}),
-                &by.actor,
-                now,
-            );
+            emit_order(ws, &order, kinds::ORDER_DELIVERED, json!({}), &by.actor, now);
         }
         Step::Complete => {
             order.apply(OrderEvent::Complete, now)?;
-            emit_order(
-                ws,
-                &order,
-                kinds::ORDER_COMPLETED,
-                json!({}),
-                &by.actor,
-                now,
-            );
+            emit_order(ws, &order, kinds::ORDER_COMPLETED, json!({}), &by.actor, now);
         }
     }
     store_order(ws, order.clone());
@@ -476,10 +418,7 @@ pub(super) fn cancel(
     release_all(ws, order, actor, now);
     if let Some(payments) = ws.payments.get_mut(&order.id) {
         let mut expired = Vec::new();
-        for p in payments
-            .iter_mut()
-            .filter(|p| p.status == PaymentStatus::Pending)
-        {
+        for p in payments.iter_mut().filter(|p| p.status == PaymentStatus::Pending) {
             p.resolve(PaymentEvent::Expire, now)
                 .expect("pending payments can expire");
             expired.push(p.id);
@@ -522,8 +461,7 @@ pub(super) fn expire_unpaid(
     let Ok(order) = scoped(ws, shop, id) else {
         return Ok(Outcome::Skipped);
     };
-    let due = order.status == OrderStatus::PendingPayment
-        && order.payment_due_at.is_some_and(|d| d <= ctx.now);
+    let due = order.status == OrderStatus::PendingPayment && order.payment_due_at.is_some_and(|d| d <= ctx.now);
     if !due {
         return Ok(Outcome::Skipped);
     }

@@ -6,16 +6,10 @@ use crate::auth::Actor;
 use crate::catalog::review;
 use crate::event::{NewEvent, kinds};
 use crate::order::{CancelReason, Order, OrderEvent, OrderStatus};
-use crate::payment::{
-    AmountCheck, Payment, PaymentEvent, PaymentNotice, PaymentStatus, Refund, check_amount,
-};
+use crate::payment::{AmountCheck, Payment, PaymentEvent, PaymentNotice, PaymentStatus, Refund, check_amount};
 use crate::{CommandError, OrderId, PaymentId, RefundId};
 
-pub(super) fn notice(
-    ws: &mut WorkingSet,
-    n: &PaymentNotice,
-    ctx: &mut Context<'_>,
-) -> Result<Outcome, CommandError> {
+pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
     let now = ctx.now;
     let mut order = scoped(ws, n.shop, n.order)?.clone();
     if ws
@@ -52,10 +46,7 @@ pub(super) fn notice(
     if !n.succeeded {
         if let Some(i) = pending {
             // The attempt failed; the buyer may pay again until the timeout.
-            let payments = ws
-                .payments
-                .get_mut(&n.order)
-                .expect("pending payment exists");
+            let payments = ws.payments.get_mut(&n.order).expect("pending payment exists");
             let p = &mut payments[i];
             p.resolve(PaymentEvent::Fail, now)?;
             p.gateway = Some(n.gateway.clone());
@@ -88,10 +79,7 @@ pub(super) fn notice(
     let same_currency = n.currency == order.pricing.currency;
     let result = match pending {
         Some(i) => {
-            let payments = ws
-                .payments
-                .get_mut(&n.order)
-                .expect("pending payment exists");
+            let payments = ws.payments.get_mut(&n.order).expect("pending payment exists");
             let p = &mut payments[i];
             p.resolve(PaymentEvent::Capture, now)?;
             capture_into(p, n);
@@ -134,13 +122,7 @@ pub(super) fn notice(
         None => {
             // No payment is expected any more (cancelled, already paid): keep the money
             // on record, flag the order, and let a person refund it.
-            let mut p = new_payment(
-                PaymentId(ctx.ids.next_id()),
-                &order,
-                0,
-                order.pricing.currency,
-                now,
-            );
+            let mut p = new_payment(PaymentId(ctx.ids.next_id()), &order, 0, order.pricing.currency, now);
             p.resolve(PaymentEvent::Capture, now)?;
             capture_into(&mut p, n);
             let pid = p.id;
@@ -171,10 +153,7 @@ pub(super) fn notice(
         }
     };
     store_order(ws, order);
-    Ok(Outcome::Payment {
-        order: n.order,
-        result,
-    })
+    Ok(Outcome::Payment { order: n.order, result })
 }
 
 fn capture_into(p: &mut Payment, n: &PaymentNotice) {
@@ -257,10 +236,7 @@ fn auto_review(
     actor: &Actor,
     now: crate::Timestamp,
 ) -> Result<(), CommandError> {
-    let settings = ws
-        .shops
-        .get(&order.shop)
-        .ok_or(CommandError::ShopNotFound)?;
+    let settings = ws.shops.get(&order.shop).ok_or(CommandError::ShopNotFound)?;
     match review(settings, order.pricing.total_minor) {
         Some(reason) => {
             order.apply(OrderEvent::Hold, now)?;
@@ -326,25 +302,14 @@ pub(super) fn resolve_exception(
     })
 }
 
-pub(super) fn refund(
-    ws: &mut WorkingSet,
-    r: &RefundRequest,
-    ctx: &mut Context<'_>,
-) -> Result<Outcome, CommandError> {
+pub(super) fn refund(ws: &mut WorkingSet, r: &RefundRequest, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
     if let Some(claim) = &r.idempotency {
-        if let Some(rec) = ws
-            .idempotency
-            .get(&(claim.scope.clone(), claim.key.clone()))
-        {
+        if let Some(rec) = ws.idempotency.get(&(claim.scope.clone(), claim.key.clone())) {
             if rec.request_hash != claim.request_hash {
                 return Err(CommandError::IdempotencyKeyReused);
             }
             let order = scoped(ws, r.by.shop, r.order)?.clone();
-            let refunds = rec
-                .resource
-                .split(',')
-                .filter_map(|s| s.parse().ok())
-                .collect();
+            let refunds = rec.resource.split(',').filter_map(|s| s.parse().ok()).collect();
             return Ok(Outcome::Refunds {
                 order: Box::new(order),
                 refunds,
@@ -382,11 +347,7 @@ pub(super) fn refund_captured(
     ctx: &mut Context<'_>,
 ) -> Result<Vec<RefundId>, CommandError> {
     let currency = order.pricing.currency;
-    let payments = ws
-        .payments
-        .get(&order.id)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let payments = ws.payments.get(&order.id).map(Vec::as_slice).unwrap_or_default();
     let refundable: i64 = payments
         .iter()
         .filter(|p| p.captured_currency == Some(currency))
@@ -402,11 +363,7 @@ pub(super) fn refund_captured(
     let mut left = amount;
     let mut made = Vec::new();
     let mut touched = Vec::new();
-    for p in ws
-        .payments
-        .get_mut(&order.id)
-        .expect("refundable payments exist")
-    {
+    for p in ws.payments.get_mut(&order.id).expect("refundable payments exist") {
         if left == 0 {
             break;
         }
@@ -439,15 +396,7 @@ pub(super) fn refund_captured(
     let ids = made.iter().map(|r| r.id).collect();
     for refund in made {
         let payload = json!({ "order": order.id, "payment": refund.payment, "amount_minor": refund.amount_minor, "currency": currency, "reason": reason });
-        emit(
-            ws,
-            order,
-            refund.id,
-            kinds::REFUND_CREATED,
-            payload,
-            actor,
-            now,
-        );
+        emit(ws, order, refund.id, kinds::REFUND_CREATED, payload, actor, now);
         ws.record_refund(refund);
     }
     Ok(ids)

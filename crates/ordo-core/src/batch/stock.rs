@@ -7,11 +7,7 @@ use crate::catalog::ProductKind;
 use crate::event::{NewEvent, kinds};
 use crate::inventory::{StockKey, StockLevel};
 
-pub(super) fn adjust(
-    ws: &mut WorkingSet,
-    a: &AdjustStock,
-    ctx: &mut Context<'_>,
-) -> Result<Outcome, CommandError> {
+pub(super) fn adjust(ws: &mut WorkingSet, a: &AdjustStock, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
     let shop = a.by.shop;
     let product = ws
         .products
@@ -44,12 +40,10 @@ pub(super) fn adjust(
     if delta == 0 {
         return Ok(Outcome::Stock(current));
     }
-    let m = current
-        .adjust(delta)
-        .map_err(|source| CommandError::Stock {
-            sku: a.sku.clone(),
-            source,
-        })?;
+    let m = current.adjust(delta).map_err(|source| CommandError::Stock {
+        sku: a.sku.clone(),
+        source,
+    })?;
     ws.stock.entry(key).or_insert(current);
     move_stock(ws, key, m, None, &a.by.actor, now);
     if let Some(note) = &a.note {

@@ -67,11 +67,9 @@ impl LoadRequest {
         let claim = match cmd {
             Command::PlaceOrder(c) => {
                 self.shops.insert(c.by.shop);
-                self.skus
-                    .extend(c.lines.iter().map(|l| (c.by.shop, l.sku.clone())));
+                self.skus.extend(c.lines.iter().map(|l| (c.by.shop, l.sku.clone())));
                 if let Some(ext) = &c.external_id {
-                    self.external_refs
-                        .insert((c.by.shop, c.channel.clone(), ext.clone()));
+                    self.external_refs.insert((c.by.shop, c.channel.clone(), ext.clone()));
                 }
                 &c.idempotency
             }
@@ -87,8 +85,7 @@ impl LoadRequest {
                 self.orders.insert(r.order);
                 &r.idempotency
             }
-            Command::ResolvePaymentException { by, order, .. }
-            | Command::Transition { by, order, .. } => {
+            Command::ResolvePaymentException { by, order, .. } | Command::Transition { by, order, .. } => {
                 self.shops.insert(by.shop);
                 self.orders.insert(*order);
                 &None
@@ -187,17 +184,9 @@ impl WorkingSet {
                 c.updated_orders.push(order)
             }
         }
-        c.stock = p
-            .dirty_stock
-            .iter()
-            .map(|k| self.stock[k].clone())
-            .collect();
+        c.stock = p.dirty_stock.iter().map(|k| self.stock[k].clone()).collect();
         for (order, pay) in &p.dirty_payments {
-            if let Some(payment) = self
-                .payments
-                .get(order)
-                .and_then(|ps| ps.iter().find(|x| x.id == *pay))
-            {
+            if let Some(payment) = self.payments.get(order).and_then(|ps| ps.iter().find(|x| x.id == *pay)) {
                 if p.new_payments.contains(pay) {
                     c.new_payments.push(payment.clone())
                 } else {
@@ -226,13 +215,8 @@ impl WorkingSet {
     }
     pub(crate) fn insert_payment(&mut self, payment: Payment) {
         self.pending.new_payments.insert(payment.id);
-        self.pending
-            .dirty_payments
-            .insert((payment.order, payment.id));
-        self.payments
-            .entry(payment.order)
-            .or_default()
-            .push(payment);
+        self.pending.dirty_payments.insert((payment.order, payment.id));
+        self.payments.entry(payment.order).or_default().push(payment);
     }
     pub(crate) fn touch_payment(&mut self, order: OrderId, payment: PaymentId) {
         self.pending.dirty_payments.insert((order, payment));
@@ -252,8 +236,7 @@ impl WorkingSet {
         self.pending.notices.push(n);
     }
     pub(crate) fn record_idempotency(&mut self, r: IdempotencyRecord) {
-        self.idempotency
-            .insert((r.scope.clone(), r.key.clone()), r.clone());
+        self.idempotency.insert((r.scope.clone(), r.key.clone()), r.clone());
         self.pending.idempotency.push(r);
     }
     pub(crate) fn emit(&mut self, event: NewEvent) {
