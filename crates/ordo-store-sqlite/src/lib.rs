@@ -1,14 +1,288 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! SQLite backend: the embedded default.
+//!
+//! One dedicated writer thread owns the only write connection (SQLite allows one
+//! writer; a thread avoids lock contention and keeps prepared statements hot).
+//! Reads use a small pool of WAL read connections on tokio's blocking threads.
+
+mod batch;
+mod codec;
+mod reads;
+mod writes;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use async_trait::async_trait;
+use ordo_core::batch::{IdempotencyRecord, LoadRequest};
+use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
+use ordo_core::event::{Event, NewEvent};
+use ordo_core::inventory::{LedgerEntry, StockLevel};
+use ordo_core::order::Order;
+use ordo_core::payment::{Payment, Refund};
+use ordo_core::{ApiKeyId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
+use ordo_store::{ApiKeyRecord, Committed, Decide, OrderFilter, StockTotals, Store, StoreError, StoreResult};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const READERS: usize = 4;
+
+/// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: an acknowledged order survives power loss (default).
+    Full,
+    /// fsync at checkpoints only: survives a process crash, may lose the last
+    /// commits on power loss. Faster.
+    Normal,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub struct SqliteStore {
+    writer: mpsc::SyncSender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_connection(&path, durability)?;
+        migrate(&mut conn)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(&path, durability))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let (tx, rx) = mpsc::sync_channel::<Job>(1024);
+        std::thread::Builder::new()
+            .name("ordo-sqlite-writer".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(SqliteStore {
+            writer: tx,
+            readers: Arc::new(Mutex::new(readers)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread and waits for its result.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("writer thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer thread stopped".into()))?
+    }
+
+    /// Runs `f` on a pooled read connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .lock()
+                .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
+                .pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&path, Durability::Normal)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut p) = pool.lock() {
+                if p.len() < READERS {
+                    p.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+fn open_connection(path: &Path, durability: Durability) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 10000; \
+         PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
+    ))
+    .map_err(codec::err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(codec::err)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(codec::err)?;
+    let current: i64 = tx
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(codec::err)?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql).map_err(codec::err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now') * 1000)",
+            [version],
+        )
+        .map_err(codec::err)?;
+    }
+    tx.commit().map_err(codec::err)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn run_batch(&self, request: LoadRequest, decide: Decide) -> StoreResult<Committed> {
+        self.write(move |conn| batch::run(conn, &request, decide)).await
+    }
+
+    async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()> {
+        let shop = shop.clone();
+        self.write(move |c| writes::create_shop(c, &shop, event)).await
+    }
+    async fn get_shop(&self, id: ShopId) -> StoreResult<Shop> {
+        self.read(move |c| reads::get_shop(c, id)).await
+    }
+    async fn list_shops(&self) -> StoreResult<Vec<Shop>> {
+        self.read(reads::list_shops).await
+    }
+    async fn update_shop_settings(&self, id: ShopId, settings: &ShopSettings, event: NewEvent) -> StoreResult<()> {
+        let settings = settings.clone();
+        self.write(move |c| writes::update_shop_settings(c, id, &settings, event))
+            .await
+    }
+    async fn create_api_key(&self, key: &ApiKeyRecord, event: NewEvent) -> StoreResult<()> {
+        let key = key.clone();
+        self.write(move |c| writes::create_api_key(c, &key, event)).await
+    }
+    async fn find_api_key(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let hash = secret_hash.to_string();
+        self.read(move |c| reads::find_api_key(c, &hash)).await
+    }
+    async fn list_api_keys(&self, shop: ShopId) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.read(move |c| reads::list_api_keys(c, shop)).await
+    }
+    async fn revoke_api_key(&self, shop: ShopId, id: ApiKeyId, at: Timestamp, event: NewEvent) -> StoreResult<()> {
+        self.write(move |c| writes::revoke_api_key(c, shop, id, at, event))
+            .await
+    }
+    async fn put_gateway_secret(&self, shop: ShopId, gateway: &str, secret: &str, event: NewEvent) -> StoreResult<()> {
+        let (gateway, secret) = (gateway.to_string(), secret.to_string());
+        self.write(move |c| writes::put_gateway_secret(c, shop, &gateway, &secret, event))
+            .await
+    }
+    async fn gateway_secret(&self, shop: ShopId, gateway: &str) -> StoreResult<Option<String>> {
+        let gateway = gateway.to_string();
+        self.read(move |c| reads::gateway_secret(c, shop, &gateway)).await
+    }
+
+    async fn create_product(&self, product: &Product, event: NewEvent) -> StoreResult<()> {
+        let product = product.clone();
+        self.write(move |c| writes::create_product(c, &product, event)).await
+    }
+    async fn update_product(&self, product: &Product, event: NewEvent) -> StoreResult<()> {
+        let product = product.clone();
+        self.write(move |c| writes::update_product(c, &product, event)).await
+    }
+    async fn get_product(&self, shop: ShopId, id: ProductId) -> StoreResult<Product> {
+        self.read(move |c| reads::get_product(c, shop, id)).await
+    }
+    async fn find_product_by_sku(&self, shop: ShopId, sku: &str) -> StoreResult<Option<Product>> {
+        let sku = sku.to_string();
+        self.read(move |c| reads::find_product_by_sku(c, shop, &sku)).await
+    }
+    async fn list_products(&self, shop: ShopId, cursor: Option<ProductId>, limit: u32) -> StoreResult<Vec<Product>> {
+        self.read(move |c| reads::list_products(c, shop, cursor, limit)).await
+    }
+    async fn create_warehouse(&self, warehouse: &Warehouse, event: NewEvent) -> StoreResult<()> {
+        let warehouse = warehouse.clone();
+        self.write(move |c| writes::create_warehouse(c, &warehouse, event))
+            .await
+    }
+    async fn list_warehouses(&self, shop: ShopId) -> StoreResult<Vec<Warehouse>> {
+        self.read(move |c| reads::list_warehouses(c, shop)).await
+    }
+
+    async fn stock_of(&self, shop: ShopId, sku: ProductId) -> StoreResult<Vec<StockLevel>> {
+        self.read(move |c| reads::stock_of(c, shop, sku)).await
+    }
+    async fn list_stock(&self, shop: ShopId, warehouse: Option<WarehouseId>) -> StoreResult<Vec<StockLevel>> {
+        self.read(move |c| reads::list_stock(c, shop, warehouse)).await
+    }
+    async fn ledger(
+        &self,
+        shop: ShopId,
+        sku: ProductId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, LedgerEntry)>> {
+        self.read(move |c| reads::ledger(c, shop, sku, after, limit)).await
+    }
+
+    async fn get_order(&self, shop: ShopId, id: OrderId) -> StoreResult<Order> {
+        self.read(move |c| reads::get_order(c, shop, id)).await
+    }
+    async fn list_orders(&self, shop: ShopId, filter: &OrderFilter) -> StoreResult<Vec<Order>> {
+        let filter = filter.clone();
+        self.read(move |c| reads::list_orders(c, shop, &filter)).await
+    }
+    async fn payments_of(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<Payment>> {
+        self.read(move |c| reads::payments_of(c, shop, order)).await
+    }
+    async fn refunds_of(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<Refund>> {
+        self.read(move |c| reads::refunds_of(c, shop, order)).await
+    }
+    async fn due_unpaid(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
+        self.read(move |c| reads::due_unpaid(c, now, limit)).await
+    }
+
+    async fn get_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        self.read(move |c| reads::get_idempotency(c, &scope, &key)).await
+    }
+    async fn put_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<bool> {
+        let record = record.clone();
+        self.write(move |c| writes::put_idempotency(c, &record)).await
+    }
+
+    async fn events_after(&self, shop: Option<ShopId>, after: EventSeq, limit: u32) -> StoreResult<Vec<Event>> {
+        self.read(move |c| reads::events_after(c, shop, after, limit)).await
+    }
+    async fn append_events(&self, events: Vec<NewEvent>) -> StoreResult<()> {
+        self.write(move |c| writes::append_events(c, events)).await
+    }
+    async fn stock_totals(&self, shop: ShopId) -> StoreResult<StockTotals> {
+        self.read(move |c| reads::stock_totals(c, shop)).await
     }
 }

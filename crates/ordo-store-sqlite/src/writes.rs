@@ -1,0 +1,202 @@
+//! Catalogue writes outside the batch path; each appends its event in the same
+//! transaction.
+
+use ordo_core::batch::IdempotencyRecord;
+use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
+use ordo_core::event::NewEvent;
+use ordo_core::inventory::LedgerEntry;
+use ordo_core::{ApiKeyId, ShopId, Timestamp};
+use ordo_store::{ApiKeyRecord, StoreError};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use crate::codec::{err, insert_events, to_json};
+
+/// Runs `f` in an immediate transaction and appends `event` before committing.
+fn with_event(
+    conn: &mut Connection,
+    event: NewEvent,
+    f: impl FnOnce(&Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    f(&tx)?;
+    insert_events(&tx, &[event])?;
+    tx.commit().map_err(err)
+}
+
+pub fn create_shop(conn: &mut Connection, shop: &Shop, event: NewEvent) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        tx.execute(
+            "INSERT INTO shops (id, name, settings, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                shop.id.to_string(),
+                shop.name,
+                to_json(&shop.settings)?,
+                shop.created_at.0
+            ],
+        )
+        .map_err(err)?;
+        Ok(())
+    })
+}
+
+pub fn update_shop_settings(
+    conn: &mut Connection,
+    id: ShopId,
+    s: &ShopSettings,
+    event: NewEvent,
+) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        let n = tx
+            .execute(
+                "UPDATE shops SET settings = ?2 WHERE id = ?1",
+                params![id.to_string(), to_json(s)?],
+            )
+            .map_err(err)?;
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    })
+}
+
+pub fn create_api_key(conn: &mut Connection, k: &ApiKeyRecord, event: NewEvent) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        tx.execute(
+            "INSERT INTO api_keys (id, shop, role, name, secret_hash, prefix, created_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                k.id.to_string(),
+                k.shop.to_string(),
+                k.role.as_str(),
+                k.name,
+                k.secret_hash,
+                k.prefix,
+                k.created_at.0,
+                k.revoked_at.map(|t| t.0)
+            ],
+        )
+        .map_err(err)?;
+        Ok(())
+    })
+}
+
+pub fn revoke_api_key(
+    conn: &mut Connection,
+    shop: ShopId,
+    id: ApiKeyId,
+    at: Timestamp,
+    event: NewEvent,
+) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        let n = tx
+            .execute(
+                "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND shop = ?2 AND revoked_at IS NULL",
+                params![id.to_string(), shop.to_string(), at.0],
+            )
+            .map_err(err)?;
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    })
+}
+
+pub fn put_gateway_secret(
+    conn: &mut Connection,
+    shop: ShopId,
+    gateway: &str,
+    secret: &str,
+    event: NewEvent,
+) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        tx.execute(
+            "INSERT INTO gateway_secrets (shop, gateway, secret) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (shop, gateway) DO UPDATE SET secret = excluded.secret",
+            params![shop.to_string(), gateway, secret],
+        )
+        .map_err(err)?;
+        Ok(())
+    })
+}
+
+pub fn create_product(conn: &mut Connection, p: &Product, event: NewEvent) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        tx.execute(
+            "INSERT INTO products (id, shop, sku, doc) VALUES (?1, ?2, ?3, ?4)",
+            params![p.id.to_string(), p.shop.to_string(), p.sku, to_json(p)?],
+        )
+        .map_err(err)?;
+        Ok(())
+    })
+}
+
+pub fn update_product(conn: &mut Connection, p: &Product, event: NewEvent) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        let n = tx
+            .execute(
+                "UPDATE products SET sku = ?3, doc = ?4 WHERE id = ?1 AND shop = ?2",
+                params![p.id.to_string(), p.shop.to_string(), p.sku, to_json(p)?],
+            )
+            .map_err(err)?;
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    })
+}
+
+pub fn create_warehouse(conn: &mut Connection, w: &Warehouse, event: NewEvent) -> Result<(), StoreError> {
+    with_event(conn, event, |tx| {
+        tx.execute(
+            "INSERT INTO warehouses (id, shop, code, doc) VALUES (?1, ?2, ?3, ?4)",
+            params![w.id.to_string(), w.shop.to_string(), w.code, to_json(w)?],
+        )
+        .map_err(err)?;
+        Ok(())
+    })
+}
+
+pub fn put_idempotency(conn: &Connection, r: &IdempotencyRecord) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO idempotency (scope, key, request_hash, status_code, resource, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .map_err(err)?
+        .execute(params![
+            r.scope,
+            r.key,
+            r.request_hash,
+            r.status_code,
+            r.resource,
+            r.created_at.0
+        ])
+        .map_err(err)?;
+    Ok(n == 1)
+}
+
+pub fn append_events(conn: &mut Connection, events: Vec<NewEvent>) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    insert_events(&tx, &events)?;
+    tx.commit().map_err(err)
+}
+
+pub fn insert_ledger(conn: &Connection, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO stock_ledger (shop, sku, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, note, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(err)?;
+    for e in entries {
+        stmt.execute(params![
+            e.shop.to_string(),
+            e.sku.to_string(),
+            e.warehouse.to_string(),
+            e.on_hand_delta,
+            e.reserved_delta,
+            e.reason.as_str(),
+            e.order.map(|o| o.to_string()),
+            e.actor.0,
+            e.note,
+            e.at.0
+        ])
+        .map_err(err)?;
+    }
+    Ok(())
+}
