@@ -1,14 +1,134 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Ordo's use cases: the imperative shell around the pure core.
+//!
+//! The engine authenticates callers, checks their role, turns requests into core
+//! commands, queues writes for the group-commit [`writer`], and reads through the
+//! store. It owns the clock and the id source the core is handed.
+
+pub mod auth;
+mod catalog;
+pub mod clock;
+mod error;
+mod events;
+pub mod gateway;
+pub mod ids;
+pub mod metrics;
+mod orders;
+mod timers;
+mod writer;
+
+use std::sync::Arc;
+
+use ordo_core::batch::{Command, Outcome};
+use ordo_store::DynStore;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+pub use auth::{IssuedKey, hash_secret};
+pub use catalog::{NewProduct, NewWarehouse, ProductPatch};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{EngineError, EngineResult};
+pub use orders::{NewOrder, OrderPage};
+
+use crate::metrics::Metrics;
+use crate::writer::{Submission, Writer};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Most commands one group-commit transaction carries; 1 turns batching off.
+    pub batch_max: usize,
+    /// Commands that may wait for the writer before new ones are refused (back-pressure).
+    pub queue_capacity: usize,
+    /// SHA-256 of the platform admin token.
+    pub admin_token_hash: String,
+    /// Allowed clock skew for signed payment notifications.
+    pub notify_tolerance_secs: i64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl EngineConfig {
+    pub fn new(admin_token: &str) -> Self {
+        EngineConfig {
+            batch_max: 1024,
+            queue_capacity: 65_536,
+            admin_token_hash: hash_secret(admin_token),
+            notify_tolerance_secs: 300,
+        }
+    }
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    queue: mpsc::Sender<Submission>,
+    new_events: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    keys: auth::KeyCache,
+    in_flight: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+}
+
+impl Engine {
+    /// Builds the engine and starts its writer task on the current tokio runtime.
+    pub fn start(store: DynStore, clock: Arc<dyn Clock>, config: EngineConfig) -> Engine {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let metrics = Arc::new(Metrics::default());
+        let new_events = Arc::new(Notify::new());
+        let writer = Writer {
+            store: store.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            new_events: new_events.clone(),
+            batch_max: config.batch_max.max(1),
+        };
+        tokio::spawn(writer.run(rx));
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                queue: tx,
+                new_events,
+                metrics,
+                keys: auth::KeyCache::default(),
+                in_flight: Default::default(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    pub fn now(&self) -> ordo_core::Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let depth = self.inner.queue.max_capacity() - self.inner.queue.capacity();
+        self.inner.metrics.render(depth)
+    }
+
+    pub fn count_http(&self, server_error: bool) {
+        Metrics::add(&self.inner.metrics.http_requests, 1);
+        if server_error {
+            Metrics::add(&self.inner.metrics.http_errors, 1);
+        }
+    }
+
+    /// Queues a write and waits until it is durably committed (or rejected).
+    /// A full queue is refused at once: callers get back-pressure, not a pile-up.
+    pub(crate) async fn submit(&self, command: Command) -> EngineResult<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        self.inner.queue.try_send(Submission { command, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                Metrics::add(&self.inner.metrics.overloaded, 1);
+                EngineError::Overloaded
+            }
+            mpsc::error::TrySendError::Closed(_) => EngineError::Overloaded,
+        })?;
+        rx.await.map_err(|_| EngineError::Overloaded)?
     }
 }

@@ -1,0 +1,209 @@
+//! Authentication (bearer tokens), shops and API keys.
+//!
+//! Secrets are random 160-bit tokens; only their SHA-256 is stored. A slow hash
+//! (argon2) would add nothing for high-entropy random tokens and cost every request.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use ordo_core::auth::{Action, Actor, Principal, Role};
+use ordo_core::catalog::{Shop, ShopSettings};
+use ordo_core::event::{NewEvent, kinds};
+use ordo_core::{ApiKeyId, Currency, ShopId, Timestamp};
+use ordo_store::ApiKeyRecord;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::ids::new_id;
+use crate::{Engine, EngineError, EngineResult};
+
+/// How long a verified key stays cached; a revoked key stops working within this.
+const KEY_CACHE_MS: i64 = 10_000;
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh random secret: `ordo_` and 40 hex digits.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+    format!("ordo_{}", hex::encode(bytes))
+}
+
+#[derive(Default)]
+pub(crate) struct KeyCache(RwLock<HashMap<String, (Principal, Timestamp)>>);
+
+/// A key as shown once, right after it is created.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub record: ApiKeyRecord,
+    pub secret: String,
+}
+
+impl Engine {
+    /// Resolves a bearer token to a principal, or fails.
+    pub async fn authenticate(&self, token: &str) -> EngineResult<Principal> {
+        let hash = hash_secret(token);
+        if hash == self.inner.config.admin_token_hash {
+            return Ok(Principal::PlatformAdmin);
+        }
+        let now = self.now();
+        if let Some((p, at)) = self.inner.keys.0.read().ok().and_then(|m| m.get(&hash).copied()) {
+            if now.0 - at.0 < KEY_CACHE_MS {
+                return Ok(p);
+            }
+        }
+        let key = self.inner.store.find_api_key(&hash).await?.ok_or(EngineError::Unauthenticated)?;
+        if key.revoked_at.is_some() {
+            return Err(EngineError::Unauthenticated);
+        }
+        let principal = Principal::ShopKey { shop: key.shop, key: key.id, role: key.role };
+        if let Ok(mut m) = self.inner.keys.0.write() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(hash, (principal, now));
+        }
+        Ok(principal)
+    }
+
+    pub(crate) fn require(&self, who: &Principal, action: Action) -> EngineResult<()> {
+        if who.may(action) { Ok(()) } else { Err(EngineError::Forbidden) }
+    }
+
+    /// The shop a shop-level call acts on: a key's own shop, or for the platform
+    /// admin the shop it names.
+    pub fn shop_of(&self, who: &Principal, named: Option<ShopId>) -> EngineResult<ShopId> {
+        match (who, named) {
+            (Principal::ShopKey { shop, .. }, None) => Ok(*shop),
+            (Principal::ShopKey { shop, .. }, Some(n)) if *shop == n => Ok(n),
+            (Principal::ShopKey { .. }, Some(_)) => Err(EngineError::NotFound),
+            (Principal::PlatformAdmin, Some(n)) => Ok(n),
+            (Principal::PlatformAdmin, None) => {
+                Err(EngineError::invalid("shop-required", "the platform admin must name a shop (X-Ordo-Shop header)"))
+            }
+        }
+    }
+
+    pub async fn create_shop(&self, who: &Principal, name: &str, currency: Currency) -> EngineResult<Shop> {
+        self.require(who, Action::ManageShops)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(EngineError::invalid("invalid-name", "a shop name has 1 to 200 characters"));
+        }
+        let shop =
+            Shop { id: ShopId(new_id()), name: name.to_string(), settings: ShopSettings::new(currency), created_at: self.now() };
+        let event = NewEvent {
+            shop: Some(shop.id),
+            subject: shop.id.to_string(),
+            kind: kinds::SHOP_CREATED,
+            payload: json!({ "name": shop.name, "currency": currency }),
+            actor: Actor::of(who),
+            at: shop.created_at,
+        };
+        self.inner.store.create_shop(&shop, event).await?;
+        Ok(shop)
+    }
+
+    pub async fn list_shops(&self, who: &Principal) -> EngineResult<Vec<Shop>> {
+        match who.shop() {
+            None => Ok(self.inner.store.list_shops().await?),
+            Some(shop) => Ok(vec![self.inner.store.get_shop(shop).await?]),
+        }
+    }
+
+    pub async fn get_shop(&self, who: &Principal, shop: ShopId) -> EngineResult<Shop> {
+        let shop = self.shop_of(who, Some(shop))?;
+        Ok(self.inner.store.get_shop(shop).await?)
+    }
+
+    pub async fn update_settings(&self, who: &Principal, shop: ShopId, settings: ShopSettings) -> EngineResult<Shop> {
+        let shop = self.shop_of(who, Some(shop))?;
+        self.require(who, Action::ManageSettings)?;
+        if !(60..=7 * 24 * 3600).contains(&settings.payment_timeout_secs) {
+            return Err(EngineError::invalid("invalid-setting", "payment_timeout_secs must be between 60 and 604800"));
+        }
+        let event = NewEvent {
+            shop: Some(shop),
+            subject: shop.to_string(),
+            kind: kinds::SHOP_UPDATED,
+            payload: serde_json::to_value(&settings).unwrap_or_default(),
+            actor: Actor::of(who),
+            at: self.now(),
+        };
+        self.inner.store.update_shop_settings(shop, &settings, event).await?;
+        Ok(self.inner.store.get_shop(shop).await?)
+    }
+
+    pub async fn issue_key(&self, who: &Principal, shop: ShopId, role: Role, name: &str) -> EngineResult<IssuedKey> {
+        let shop = self.shop_of(who, Some(shop))?;
+        self.require(who, Action::ManageKeys)?;
+        self.inner.store.get_shop(shop).await?;
+        let secret = new_secret();
+        let record = ApiKeyRecord {
+            id: ApiKeyId(new_id()),
+            shop,
+            role,
+            name: name.trim().chars().take(200).collect(),
+            secret_hash: hash_secret(&secret),
+            prefix: secret.chars().take(12).collect(),
+            created_at: self.now(),
+            revoked_at: None,
+        };
+        let event = NewEvent {
+            shop: Some(shop),
+            subject: record.id.to_string(),
+            kind: kinds::API_KEY_CREATED,
+            payload: json!({ "role": role, "name": record.name, "prefix": record.prefix }),
+            actor: Actor::of(who),
+            at: record.created_at,
+        };
+        self.inner.store.create_api_key(&record, event).await?;
+        Ok(IssuedKey { record, secret })
+    }
+
+    pub async fn list_keys(&self, who: &Principal, shop: ShopId) -> EngineResult<Vec<ApiKeyRecord>> {
+        let shop = self.shop_of(who, Some(shop))?;
+        self.require(who, Action::ManageKeys)?;
+        Ok(self.inner.store.list_api_keys(shop).await?)
+    }
+
+    pub async fn revoke_key(&self, who: &Principal, shop: ShopId, key: ApiKeyId) -> EngineResult<()> {
+        let shop = self.shop_of(who, Some(shop))?;
+        self.require(who, Action::ManageKeys)?;
+        let now = self.now();
+        let event = NewEvent {
+            shop: Some(shop),
+            subject: key.to_string(),
+            kind: kinds::API_KEY_REVOKED,
+            payload: json!({}),
+            actor: Actor::of(who),
+            at: now,
+        };
+        self.inner.store.revoke_api_key(shop, key, now, event).await?;
+        if let Ok(mut m) = self.inner.keys.0.write() {
+            m.retain(|_, (p, _)| !matches!(p, Principal::ShopKey { key: k, .. } if *k == key));
+        }
+        Ok(())
+    }
+
+    /// Sets the shared secret a payment gateway signs its notifications with.
+    pub async fn set_gateway_secret(&self, who: &Principal, shop: ShopId, gateway: &str, secret: &str) -> EngineResult<()> {
+        let shop = self.shop_of(who, Some(shop))?;
+        self.require(who, Action::ManageSettings)?;
+        crate::gateway::check_gateway_name(gateway)?;
+        if secret.len() < 16 || secret.len() > 512 {
+            return Err(EngineError::invalid("invalid-secret", "a gateway secret has 16 to 512 characters"));
+        }
+        let event = NewEvent {
+            shop: Some(shop),
+            subject: format!("gateway:{gateway}"),
+            kind: kinds::GATEWAY_CONFIGURED,
+            payload: json!({ "gateway": gateway }),
+            actor: Actor::of(who),
+            at: self.now(),
+        };
+        Ok(self.inner.store.put_gateway_secret(shop, gateway, secret, event).await?)
+    }
+}

@@ -1,0 +1,222 @@
+//! Products, warehouses and stock.
+
+use ordo_core::auth::{Action, Actor, Principal};
+use ordo_core::batch::{AdjustStock, Command, Outcome, StockChange};
+use ordo_core::catalog::{Product, ProductKind, Warehouse};
+use ordo_core::event::{NewEvent, kinds};
+use ordo_core::inventory::{LedgerEntry, STOCK_UNITS_MAX, StockLevel};
+use ordo_core::money::AMOUNT_MINOR_MAX;
+use ordo_core::{ProductId, ShopId, WarehouseId};
+use serde_json::json;
+
+use crate::ids::new_id;
+use crate::{Engine, EngineError, EngineResult};
+
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub sku: String,
+    pub name: String,
+    pub kind: ProductKind,
+    pub price_minor: i64,
+    pub weight_g: i64,
+    pub on_sale: bool,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProductPatch {
+    pub name: Option<String>,
+    pub price_minor: Option<i64>,
+    pub weight_g: Option<i64>,
+    pub on_sale: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWarehouse {
+    pub code: String,
+    pub name: String,
+    pub region: String,
+}
+
+/// SKU and warehouse codes: 1–64 visible ASCII characters without spaces.
+pub(crate) fn check_code(field: &'static str, value: &str) -> EngineResult<()> {
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(EngineError::invalid("invalid-code", format!("{field} must be 1 to 64 visible ASCII characters")));
+    }
+    Ok(())
+}
+
+fn check_name(value: &str) -> EngineResult<()> {
+    if value.trim().is_empty() || value.chars().count() > 300 {
+        return Err(EngineError::invalid("invalid-name", "name must have 1 to 300 characters"));
+    }
+    Ok(())
+}
+
+fn check_price(price_minor: i64, weight_g: i64) -> EngineResult<()> {
+    if !(0..=AMOUNT_MINOR_MAX).contains(&price_minor) {
+        return Err(EngineError::invalid("money-out-of-range", format!("price_minor must be between 0 and {AMOUNT_MINOR_MAX}")));
+    }
+    if !(0..=1_000_000_000).contains(&weight_g) {
+        return Err(EngineError::invalid("invalid-weight", "weight_g must be between 0 and 1000000000"));
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub async fn create_product(&self, who: &Principal, shop: Option<ShopId>, p: NewProduct) -> EngineResult<Product> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::WriteCatalog)?;
+        check_code("sku", &p.sku)?;
+        check_name(&p.name)?;
+        check_price(p.price_minor, p.weight_g)?;
+        let settings = self.inner.store.get_shop(shop).await?.settings;
+        let product = Product {
+            id: ProductId(new_id()),
+            shop,
+            sku: p.sku,
+            name: p.name,
+            kind: p.kind,
+            price_minor: p.price_minor,
+            currency: settings.currency,
+            weight_g: p.weight_g,
+            on_sale: p.on_sale,
+            attributes: p.attributes,
+            created_at: self.now(),
+        };
+        let event = NewEvent {
+            shop: Some(shop),
+            subject: product.id.to_string(),
+            kind: kinds::PRODUCT_CREATED,
+            payload: json!({ "sku": product.sku, "price_minor": product.price_minor, "kind": product.kind }),
+            actor: Actor::of(who),
+            at: product.created_at,
+        };
+        self.inner.store.create_product(&product, event).await.map_err(|e| match e {
+            ordo_store::StoreError::Conflict(_) => EngineError::Conflict(format!("SKU `{}` already exists", product.sku)),
+            other => other.into(),
+        })?;
+        Ok(product)
+    }
+
+    pub async fn update_product(&self, who: &Principal, shop: Option<ShopId>, id: ProductId, patch: ProductPatch) -> EngineResult<Product> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::WriteCatalog)?;
+        let mut p = self.inner.store.get_product(shop, id).await?;
+        if let Some(name) = patch.name {
+            check_name(&name)?;
+            p.name = name;
+        }
+        p.price_minor = patch.price_minor.unwrap_or(p.price_minor);
+        p.weight_g = patch.weight_g.unwrap_or(p.weight_g);
+        p.on_sale = patch.on_sale.unwrap_or(p.on_sale);
+        check_price(p.price_minor, p.weight_g)?;
+        let event = NewEvent {
+            shop: Some(shop),
+            subject: p.id.to_string(),
+            kind: kinds::PRODUCT_UPDATED,
+            payload: json!({ "sku": p.sku, "price_minor": p.price_minor, "on_sale": p.on_sale }),
+            actor: Actor::of(who),
+            at: self.now(),
+        };
+        self.inner.store.update_product(&p, event).await?;
+        Ok(p)
+    }
+
+    pub async fn get_product(&self, who: &Principal, shop: Option<ShopId>, id: ProductId) -> EngineResult<Product> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadCatalog)?;
+        Ok(self.inner.store.get_product(shop, id).await?)
+    }
+
+    pub async fn list_products(&self, who: &Principal, shop: Option<ShopId>, cursor: Option<ProductId>, limit: u32) -> EngineResult<Vec<Product>> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadCatalog)?;
+        Ok(self.inner.store.list_products(shop, cursor, limit).await?)
+    }
+
+    pub async fn create_warehouse(&self, who: &Principal, shop: Option<ShopId>, w: NewWarehouse) -> EngineResult<Warehouse> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::WriteCatalog)?;
+        check_code("code", &w.code)?;
+        check_name(&w.name)?;
+        check_code("region", &w.region)?;
+        let warehouse = Warehouse {
+            id: WarehouseId(new_id()),
+            shop,
+            code: w.code,
+            name: w.name,
+            region: w.region,
+            active: true,
+            created_at: self.now(),
+        };
+        let event = NewEvent {
+            shop: Some(shop),
+            subject: warehouse.id.to_string(),
+            kind: kinds::WAREHOUSE_CREATED,
+            payload: json!({ "code": warehouse.code, "region": warehouse.region }),
+            actor: Actor::of(who),
+            at: warehouse.created_at,
+        };
+        self.inner.store.create_warehouse(&warehouse, event).await.map_err(|e| match e {
+            ordo_store::StoreError::Conflict(_) => EngineError::Conflict(format!("warehouse `{}` already exists", warehouse.code)),
+            other => other.into(),
+        })?;
+        Ok(warehouse)
+    }
+
+    pub async fn list_warehouses(&self, who: &Principal, shop: Option<ShopId>) -> EngineResult<Vec<Warehouse>> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadStock)?;
+        Ok(self.inner.store.list_warehouses(shop).await?)
+    }
+
+    /// Receives, corrects or sets (after a count) the on-hand stock of a SKU in a warehouse.
+    pub async fn adjust_stock(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        sku: &str,
+        warehouse: WarehouseId,
+        change: StockChange,
+        note: Option<String>,
+    ) -> EngineResult<StockLevel> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::WriteStock)?;
+        let n = match change {
+            StockChange::Delta(n) => n.abs(),
+            StockChange::SetOnHand(n) if n < 0 => return Err(EngineError::invalid("quantity-out-of-range", "on_hand must not be negative")),
+            StockChange::SetOnHand(n) => n,
+        };
+        if n > STOCK_UNITS_MAX {
+            return Err(EngineError::invalid("quantity-out-of-range", format!("at most {STOCK_UNITS_MAX} units")));
+        }
+        let by = crate::orders::by(who, shop);
+        let cmd = Command::AdjustStock(AdjustStock { by, sku: sku.to_string(), warehouse, change, note });
+        match self.submit(cmd).await? {
+            Outcome::Stock(level) => Ok(level),
+            _ => Err(EngineError::Store(ordo_store::StoreError::Backend("unexpected outcome".into()))),
+        }
+    }
+
+    pub async fn stock_of(&self, who: &Principal, shop: Option<ShopId>, sku: &str) -> EngineResult<(Product, Vec<StockLevel>)> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadStock)?;
+        let product = self.inner.store.find_product_by_sku(shop, sku).await?.ok_or(EngineError::NotFound)?;
+        let levels = self.inner.store.stock_of(shop, product.id).await?;
+        Ok((product, levels))
+    }
+
+    pub async fn list_stock(&self, who: &Principal, shop: Option<ShopId>, warehouse: Option<WarehouseId>) -> EngineResult<Vec<StockLevel>> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadStock)?;
+        Ok(self.inner.store.list_stock(shop, warehouse).await?)
+    }
+
+    pub async fn ledger(&self, who: &Principal, shop: Option<ShopId>, sku: &str, after: i64, limit: u32) -> EngineResult<Vec<(i64, LedgerEntry)>> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadStock)?;
+        let product = self.inner.store.find_product_by_sku(shop, sku).await?.ok_or(EngineError::NotFound)?;
+        Ok(self.inner.store.ledger(shop, product.id, after, limit).await?)
+    }
+}

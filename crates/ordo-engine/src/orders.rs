@@ -1,0 +1,186 @@
+//! Orders: placement, moves along the state machine, refunds, reads; and the
+//! Idempotency-Key guard every POST goes through.
+
+use ordo_core::auth::{Action, Actor, Principal};
+use ordo_core::batch::{By, Command, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest, Step};
+use ordo_core::order::{Address, Buyer, CancelReason, Order};
+use ordo_core::payment::{Payment, Refund};
+use ordo_core::{OrderId, RefundId, ShopId};
+use ordo_store::OrderFilter;
+
+use crate::{Engine, EngineError, EngineResult};
+
+pub(crate) fn by(who: &Principal, shop: ShopId) -> By {
+    By { shop, actor: Actor::of(who) }
+}
+
+/// An order as a caller submits it; prices come from the catalogue, not the caller.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub channel: String,
+    pub external_id: Option<String>,
+    pub buyer: Buyer,
+    pub shipping_address: Option<Address>,
+    pub lines: Vec<LineRequest>,
+    pub shipping_minor: i64,
+    pub note: Option<String>,
+}
+
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub next_cursor: Option<OrderId>,
+}
+
+/// Holds an Idempotency-Key as "in flight" until dropped, so a concurrent retry
+/// gets 409 instead of racing the first request.
+pub struct InFlight {
+    engine: Engine,
+    slot: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.engine.inner.in_flight.lock() {
+            set.remove(&self.slot);
+        }
+    }
+}
+
+impl Engine {
+    /// Marks an Idempotency-Key as being processed by this caller.
+    pub fn claim_in_flight(&self, scope: &str, key: &str) -> EngineResult<InFlight> {
+        let slot = (scope.to_string(), key.to_string());
+        let mut set = self.inner.in_flight.lock().map_err(|_| EngineError::InFlight)?;
+        if !set.insert(slot.clone()) {
+            return Err(EngineError::InFlight);
+        }
+        Ok(InFlight { engine: self.clone(), slot })
+    }
+
+    /// The stored result of an earlier request with this key, for POSTs outside the
+    /// order path. A different request under the same key is an error.
+    pub async fn idempotent_replay(&self, claim: &IdempotencyClaim) -> EngineResult<Option<IdempotencyRecord>> {
+        match self.inner.store.get_idempotency(&claim.scope, &claim.key).await? {
+            Some(r) if r.request_hash != claim.request_hash => Err(ordo_core::CommandError::IdempotencyKeyReused.into()),
+            other => Ok(other),
+        }
+    }
+
+    pub async fn remember(&self, claim: &IdempotencyClaim, status_code: u16, resource: String) -> EngineResult<()> {
+        let record = IdempotencyRecord {
+            scope: claim.scope.clone(),
+            key: claim.key.clone(),
+            request_hash: claim.request_hash.clone(),
+            status_code,
+            resource,
+            created_at: self.now(),
+        };
+        self.inner.store.put_idempotency(&record).await?;
+        Ok(())
+    }
+
+    /// Places an order; returns it and whether it is a replay of an earlier one.
+    pub async fn place_order(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        order: NewOrder,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> EngineResult<(Order, bool)> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::PlaceOrders)?;
+        let cmd = Command::PlaceOrder(PlaceOrder {
+            by: by(who, shop),
+            channel: order.channel,
+            external_id: order.external_id,
+            buyer: order.buyer,
+            shipping_address: order.shipping_address,
+            lines: order.lines,
+            shipping_minor: order.shipping_minor,
+            note: order.note,
+            idempotency,
+        });
+        match self.submit(cmd).await? {
+            Outcome::Order { order, replayed } => {
+                if !replayed {
+                    crate::metrics::Metrics::add(&self.inner.metrics.orders_placed, 1);
+                }
+                Ok((*order, replayed))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn get_order(&self, who: &Principal, shop: Option<ShopId>, id: OrderId) -> EngineResult<Order> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadOrders)?;
+        Ok(self.inner.store.get_order(shop, id).await?)
+    }
+
+    pub async fn list_orders(&self, who: &Principal, shop: Option<ShopId>, mut filter: OrderFilter) -> EngineResult<OrderPage> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ReadOrders)?;
+        filter.limit = filter.limit.clamp(1, 500);
+        let orders = self.inner.store.list_orders(shop, &filter).await?;
+        let next_cursor = if orders.len() as u32 == filter.limit { orders.last().map(|o| o.id) } else { None };
+        Ok(OrderPage { orders, next_cursor })
+    }
+
+    pub async fn payments_of(&self, who: &Principal, shop: Option<ShopId>, id: OrderId) -> EngineResult<Vec<Payment>> {
+        let order = self.get_order(who, shop, id).await?;
+        Ok(self.inner.store.payments_of(order.shop, id).await?)
+    }
+
+    pub async fn refunds_of(&self, who: &Principal, shop: Option<ShopId>, id: OrderId) -> EngineResult<Vec<Refund>> {
+        let order = self.get_order(who, shop, id).await?;
+        Ok(self.inner.store.refunds_of(order.shop, id).await?)
+    }
+
+    /// Moves an order along its state machine.
+    pub async fn order_step(&self, who: &Principal, shop: Option<ShopId>, id: OrderId, step: Step) -> EngineResult<Order> {
+        let shop = self.shop_of(who, shop)?;
+        let action = match step {
+            Step::Ship { .. } => Action::ShipOrders,
+            Step::Cancel(CancelReason::Buyer) if matches!(who, Principal::ShopKey { role: ordo_core::auth::Role::Integration, .. }) => {
+                Action::PlaceOrders
+            }
+            _ => Action::ManageOrders,
+        };
+        self.require(who, action)?;
+        match self.submit(Command::Transition { by: by(who, shop), order: id, step }).await? {
+            Outcome::Order { order, .. } => Ok(*order),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn resolve_payment_exception(&self, who: &Principal, shop: Option<ShopId>, id: OrderId, accept: bool) -> EngineResult<Order> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::ManageOrders)?;
+        match self.submit(Command::ResolvePaymentException { by: by(who, shop), order: id, accept }).await? {
+            Outcome::Order { order, .. } => Ok(*order),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn refund(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        id: OrderId,
+        amount_minor: i64,
+        reason: String,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> EngineResult<(Order, Vec<RefundId>, bool)> {
+        let shop = self.shop_of(who, shop)?;
+        self.require(who, Action::Refund)?;
+        let cmd = Command::Refund(RefundRequest { by: by(who, shop), order: id, amount_minor, reason, idempotency });
+        match self.submit(cmd).await? {
+            Outcome::Refunds { order, refunds, replayed } => Ok((*order, refunds, replayed)),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+fn unexpected() -> EngineError {
+    EngineError::Store(ordo_store::StoreError::Backend("unexpected outcome for command".into()))
+}
