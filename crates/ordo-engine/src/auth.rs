@@ -54,11 +54,20 @@ impl Engine {
                 return Ok(p);
             }
         }
-        let key = self.inner.store.find_api_key(&hash).await?.ok_or(EngineError::Unauthenticated)?;
+        let key = self
+            .inner
+            .store
+            .find_api_key(&hash)
+            .await?
+            .ok_or(EngineError::Unauthenticated)?;
         if key.revoked_at.is_some() {
             return Err(EngineError::Unauthenticated);
         }
-        let principal = Principal::ShopKey { shop: key.shop, key: key.id, role: key.role };
+        let principal = Principal::ShopKey {
+            shop: key.shop,
+            key: key.id,
+            role: key.role,
+        };
         if let Ok(mut m) = self.inner.keys.0.write() {
             if m.len() > 100_000 {
                 m.clear();
@@ -69,7 +78,11 @@ impl Engine {
     }
 
     pub(crate) fn require(&self, who: &Principal, action: Action) -> EngineResult<()> {
-        if who.may(action) { Ok(()) } else { Err(EngineError::Forbidden) }
+        if who.may(action) {
+            Ok(())
+        } else {
+            Err(EngineError::Forbidden)
+        }
     }
 
     /// The shop a shop-level call acts on: a key's own shop, or for the platform
@@ -80,9 +93,10 @@ impl Engine {
             (Principal::ShopKey { shop, .. }, Some(n)) if *shop == n => Ok(n),
             (Principal::ShopKey { .. }, Some(_)) => Err(EngineError::NotFound),
             (Principal::PlatformAdmin, Some(n)) => Ok(n),
-            (Principal::PlatformAdmin, None) => {
-                Err(EngineError::invalid("shop-required", "the platform admin must name a shop (X-Ordo-Shop header)"))
-            }
+            (Principal::PlatformAdmin, None) => Err(EngineError::invalid(
+                "shop-required",
+                "the platform admin must name a shop (X-Ordo-Shop header)",
+            )),
         }
     }
 
@@ -90,10 +104,17 @@ impl Engine {
         self.require(who, Action::ManageShops)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(EngineError::invalid("invalid-name", "a shop name has 1 to 200 characters"));
+            return Err(EngineError::invalid(
+                "invalid-name",
+                "a shop name has 1 to 200 characters",
+            ));
         }
-        let shop =
-            Shop { id: ShopId(new_id()), name: name.to_string(), settings: ShopSettings::new(currency), created_at: self.now() };
+        let shop = Shop {
+            id: ShopId(new_id()),
+            name: name.to_string(),
+            settings: ShopSettings::new(currency),
+            created_at: self.now(),
+        };
         let event = NewEvent {
             shop: Some(shop.id),
             subject: shop.id.to_string(),
@@ -122,7 +143,10 @@ impl Engine {
         let shop = self.shop_of(who, Some(shop))?;
         self.require(who, Action::ManageSettings)?;
         if !(60..=7 * 24 * 3600).contains(&settings.payment_timeout_secs) {
-            return Err(EngineError::invalid("invalid-setting", "payment_timeout_secs must be between 60 and 604800"));
+            return Err(EngineError::invalid(
+                "invalid-setting",
+                "payment_timeout_secs must be between 60 and 604800",
+            ));
         }
         let event = NewEvent {
             shop: Some(shop),
@@ -189,12 +213,21 @@ impl Engine {
     }
 
     /// Sets the shared secret a payment gateway signs its notifications with.
-    pub async fn set_gateway_secret(&self, who: &Principal, shop: ShopId, gateway: &str, secret: &str) -> EngineResult<()> {
+    pub async fn set_gateway_secret(
+        &self,
+        who: &Principal,
+        shop: ShopId,
+        gateway: &str,
+        secret: &str,
+    ) -> EngineResult<()> {
         let shop = self.shop_of(who, Some(shop))?;
         self.require(who, Action::ManageSettings)?;
         crate::gateway::check_gateway_name(gateway)?;
         if secret.len() < 16 || secret.len() > 512 {
-            return Err(EngineError::invalid("invalid-secret", "a gateway secret has 16 to 512 characters"));
+            return Err(EngineError::invalid(
+                "invalid-secret",
+                "a gateway secret has 16 to 512 characters",
+            ));
         }
         let event = NewEvent {
             shop: Some(shop),
@@ -204,6 +237,10 @@ impl Engine {
             actor: Actor::of(who),
             at: self.now(),
         };
-        Ok(self.inner.store.put_gateway_secret(shop, gateway, secret, event).await?)
+        Ok(self
+            .inner
+            .store
+            .put_gateway_secret(shop, gateway, secret, event)
+            .await?)
     }
 }

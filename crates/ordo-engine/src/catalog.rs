@@ -41,24 +41,36 @@ pub struct NewWarehouse {
 /// SKU and warehouse codes: 1–64 visible ASCII characters without spaces.
 pub(crate) fn check_code(field: &'static str, value: &str) -> EngineResult<()> {
     if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(EngineError::invalid("invalid-code", format!("{field} must be 1 to 64 visible ASCII characters")));
+        return Err(EngineError::invalid(
+            "invalid-code",
+            format!("{field} must be 1 to 64 visible ASCII characters"),
+        ));
     }
     Ok(())
 }
 
 fn check_name(value: &str) -> EngineResult<()> {
     if value.trim().is_empty() || value.chars().count() > 300 {
-        return Err(EngineError::invalid("invalid-name", "name must have 1 to 300 characters"));
+        return Err(EngineError::invalid(
+            "invalid-name",
+            "name must have 1 to 300 characters",
+        ));
     }
     Ok(())
 }
 
 fn check_price(price_minor: i64, weight_g: i64) -> EngineResult<()> {
     if !(0..=AMOUNT_MINOR_MAX).contains(&price_minor) {
-        return Err(EngineError::invalid("money-out-of-range", format!("price_minor must be between 0 and {AMOUNT_MINOR_MAX}")));
+        return Err(EngineError::invalid(
+            "money-out-of-range",
+            format!("price_minor must be between 0 and {AMOUNT_MINOR_MAX}"),
+        ));
     }
     if !(0..=1_000_000_000).contains(&weight_g) {
-        return Err(EngineError::invalid("invalid-weight", "weight_g must be between 0 and 1000000000"));
+        return Err(EngineError::invalid(
+            "invalid-weight",
+            "weight_g must be between 0 and 1000000000",
+        ));
     }
     Ok(())
 }
@@ -92,14 +104,26 @@ impl Engine {
             actor: Actor::of(who),
             at: product.created_at,
         };
-        self.inner.store.create_product(&product, event).await.map_err(|e| match e {
-            ordo_store::StoreError::Conflict(_) => EngineError::Conflict(format!("SKU `{}` already exists", product.sku)),
-            other => other.into(),
-        })?;
+        self.inner
+            .store
+            .create_product(&product, event)
+            .await
+            .map_err(|e| match e {
+                ordo_store::StoreError::Conflict(_) => {
+                    EngineError::Conflict(format!("SKU `{}` already exists", product.sku))
+                }
+                other => other.into(),
+            })?;
         Ok(product)
     }
 
-    pub async fn update_product(&self, who: &Principal, shop: Option<ShopId>, id: ProductId, patch: ProductPatch) -> EngineResult<Product> {
+    pub async fn update_product(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        id: ProductId,
+        patch: ProductPatch,
+    ) -> EngineResult<Product> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::WriteCatalog)?;
         let mut p = self.inner.store.get_product(shop, id).await?;
@@ -129,13 +153,24 @@ impl Engine {
         Ok(self.inner.store.get_product(shop, id).await?)
     }
 
-    pub async fn list_products(&self, who: &Principal, shop: Option<ShopId>, cursor: Option<ProductId>, limit: u32) -> EngineResult<Vec<Product>> {
+    pub async fn list_products(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        cursor: Option<ProductId>,
+        limit: u32,
+    ) -> EngineResult<Vec<Product>> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::ReadCatalog)?;
         Ok(self.inner.store.list_products(shop, cursor, limit).await?)
     }
 
-    pub async fn create_warehouse(&self, who: &Principal, shop: Option<ShopId>, w: NewWarehouse) -> EngineResult<Warehouse> {
+    pub async fn create_warehouse(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        w: NewWarehouse,
+    ) -> EngineResult<Warehouse> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::WriteCatalog)?;
         check_code("code", &w.code)?;
@@ -158,10 +193,16 @@ impl Engine {
             actor: Actor::of(who),
             at: warehouse.created_at,
         };
-        self.inner.store.create_warehouse(&warehouse, event).await.map_err(|e| match e {
-            ordo_store::StoreError::Conflict(_) => EngineError::Conflict(format!("warehouse `{}` already exists", warehouse.code)),
-            other => other.into(),
-        })?;
+        self.inner
+            .store
+            .create_warehouse(&warehouse, event)
+            .await
+            .map_err(|e| match e {
+                ordo_store::StoreError::Conflict(_) => {
+                    EngineError::Conflict(format!("warehouse `{}` already exists", warehouse.code))
+                }
+                other => other.into(),
+            })?;
         Ok(warehouse)
     }
 
@@ -185,38 +226,81 @@ impl Engine {
         self.require(who, Action::WriteStock)?;
         let n = match change {
             StockChange::Delta(n) => n.abs(),
-            StockChange::SetOnHand(n) if n < 0 => return Err(EngineError::invalid("quantity-out-of-range", "on_hand must not be negative")),
+            StockChange::SetOnHand(n) if n < 0 => {
+                return Err(EngineError::invalid(
+                    "quantity-out-of-range",
+                    "on_hand must not be negative",
+                ));
+            }
             StockChange::SetOnHand(n) => n,
         };
         if n > STOCK_UNITS_MAX {
-            return Err(EngineError::invalid("quantity-out-of-range", format!("at most {STOCK_UNITS_MAX} units")));
+            return Err(EngineError::invalid(
+                "quantity-out-of-range",
+                format!("at most {STOCK_UNITS_MAX} units"),
+            ));
         }
         let by = crate::orders::by(who, shop);
-        let cmd = Command::AdjustStock(AdjustStock { by, sku: sku.to_string(), warehouse, change, note });
+        let cmd = Command::AdjustStock(AdjustStock {
+            by,
+            sku: sku.to_string(),
+            warehouse,
+            change,
+            note,
+        });
         match self.submit(cmd).await? {
             Outcome::Stock(level) => Ok(level),
-            _ => Err(EngineError::Store(ordo_store::StoreError::Backend("unexpected outcome".into()))),
+            _ => Err(EngineError::Store(ordo_store::StoreError::Backend(
+                "unexpected outcome".into(),
+            ))),
         }
     }
 
-    pub async fn stock_of(&self, who: &Principal, shop: Option<ShopId>, sku: &str) -> EngineResult<(Product, Vec<StockLevel>)> {
+    pub async fn stock_of(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        sku: &str,
+    ) -> EngineResult<(Product, Vec<StockLevel>)> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::ReadStock)?;
-        let product = self.inner.store.find_product_by_sku(shop, sku).await?.ok_or(EngineError::NotFound)?;
+        let product = self
+            .inner
+            .store
+            .find_product_by_sku(shop, sku)
+            .await?
+            .ok_or(EngineError::NotFound)?;
         let levels = self.inner.store.stock_of(shop, product.id).await?;
         Ok((product, levels))
     }
 
-    pub async fn list_stock(&self, who: &Principal, shop: Option<ShopId>, warehouse: Option<WarehouseId>) -> EngineResult<Vec<StockLevel>> {
+    pub async fn list_stock(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        warehouse: Option<WarehouseId>,
+    ) -> EngineResult<Vec<StockLevel>> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::ReadStock)?;
         Ok(self.inner.store.list_stock(shop, warehouse).await?)
     }
 
-    pub async fn ledger(&self, who: &Principal, shop: Option<ShopId>, sku: &str, after: i64, limit: u32) -> EngineResult<Vec<(i64, LedgerEntry)>> {
+    pub async fn ledger(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        sku: &str,
+        after: i64,
+        limit: u32,
+    ) -> EngineResult<Vec<(i64, LedgerEntry)>> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::ReadStock)?;
-        let product = self.inner.store.find_product_by_sku(shop, sku).await?.ok_or(EngineError::NotFound)?;
+        let product = self
+            .inner
+            .store
+            .find_product_by_sku(shop, sku)
+            .await?
+            .ok_or(EngineError::NotFound)?;
         Ok(self.inner.store.ledger(shop, product.id, after, limit).await?)
     }
 }

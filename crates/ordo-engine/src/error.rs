@@ -38,7 +38,10 @@ impl From<StoreError> for EngineError {
 
 impl EngineError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        EngineError::Invalid { code, message: message.into() }
+        EngineError::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 }
 

@@ -11,13 +11,23 @@ use crate::{Engine, EngineResult};
 impl Engine {
     /// Events after `after`, oldest first: a shop key sees its shop's, the admin
     /// every shop's (or one shop's when it names it).
-    pub async fn events_after(&self, who: &Principal, shop: Option<ShopId>, after: EventSeq, limit: u32) -> EngineResult<Vec<Event>> {
+    pub async fn events_after(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        after: EventSeq,
+        limit: u32,
+    ) -> EngineResult<Vec<Event>> {
         self.require(who, Action::ReadEvents)?;
         let scope = match who {
             Principal::PlatformAdmin => shop,
             Principal::ShopKey { .. } => Some(self.shop_of(who, shop)?),
         };
-        Ok(self.inner.store.events_after(scope, after, limit.clamp(1, 1000)).await?)
+        Ok(self
+            .inner
+            .store
+            .events_after(scope, after, limit.clamp(1, 1000))
+            .await?)
     }
 
     /// Waits until this process commits new events or `max` passes (events from

@@ -32,8 +32,16 @@ pub enum NoticeStatus {
 }
 
 pub(crate) fn check_gateway_name(name: &str) -> EngineResult<()> {
-    if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return Err(EngineError::invalid("invalid-gateway", "gateway names are 1 to 32 lowercase letters, digits or dashes"));
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(EngineError::invalid(
+            "invalid-gateway",
+            "gateway names are 1 to 32 lowercase letters, digits or dashes",
+        ));
     }
     Ok(())
 }
@@ -49,7 +57,9 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 fn verify(secret: &str, timestamp: i64, body: &[u8], signature_hex: &str) -> bool {
-    let Ok(signature) = hex::decode(signature_hex.trim()) else { return false };
+    let Ok(signature) = hex::decode(signature_hex.trim()) else {
+        return false;
+    };
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
@@ -60,7 +70,13 @@ fn verify(secret: &str, timestamp: i64, body: &[u8], signature_hex: &str) -> boo
 impl Engine {
     /// Verifies and applies a generic gateway notification. Processing is
     /// idempotent on (shop, gateway, transaction id).
-    pub async fn payment_notify(&self, gateway: &str, timestamp: &str, signature: &str, body: &[u8]) -> EngineResult<PaymentResult> {
+    pub async fn payment_notify(
+        &self,
+        gateway: &str,
+        timestamp: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> EngineResult<PaymentResult> {
         check_gateway_name(gateway)?;
         let timestamp: i64 = timestamp.trim().parse().map_err(|_| EngineError::BadSignature)?;
         let skew = (self.now().0 / 1000 - timestamp).abs();
@@ -70,12 +86,20 @@ impl Engine {
         // The shop id is read before verification only to pick the secret to verify with.
         let notice: GenericNotice = serde_json::from_slice(body)
             .map_err(|e| EngineError::invalid("invalid-notification", format!("notification body: {e}")))?;
-        let secret = self.inner.store.gateway_secret(notice.shop_id, gateway).await?.ok_or(EngineError::BadSignature)?;
+        let secret = self
+            .inner
+            .store
+            .gateway_secret(notice.shop_id, gateway)
+            .await?
+            .ok_or(EngineError::BadSignature)?;
         if !verify(&secret, timestamp, body, signature) {
             return Err(EngineError::BadSignature);
         }
         if notice.transaction_id.is_empty() || notice.transaction_id.len() > 128 {
-            return Err(EngineError::invalid("invalid-notification", "transaction_id must have 1 to 128 characters"));
+            return Err(EngineError::invalid(
+                "invalid-notification",
+                "transaction_id must have 1 to 128 characters",
+            ));
         }
         if !(0..=ordo_core::money::AMOUNT_MINOR_MAX).contains(&notice.amount_minor) {
             return Err(EngineError::invalid("money-out-of-range", "amount_minor out of range"));
@@ -91,7 +115,9 @@ impl Engine {
         });
         match self.submit(cmd).await? {
             Outcome::Payment { result, .. } => Ok(result),
-            _ => Err(EngineError::Store(ordo_store::StoreError::Backend("unexpected outcome".into()))),
+            _ => Err(EngineError::Store(ordo_store::StoreError::Backend(
+                "unexpected outcome".into(),
+            ))),
         }
     }
 }

@@ -12,7 +12,7 @@ mod events;
 pub mod gateway;
 pub mod ids;
 pub mod metrics;
-mod orders;
+pub mod orders;
 mod timers;
 mod writer;
 
@@ -122,13 +122,16 @@ impl Engine {
     /// A full queue is refused at once: callers get back-pressure, not a pile-up.
     pub(crate) async fn submit(&self, command: Command) -> EngineResult<Outcome> {
         let (reply, rx) = oneshot::channel();
-        self.inner.queue.try_send(Submission { command, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                Metrics::add(&self.inner.metrics.overloaded, 1);
-                EngineError::Overloaded
-            }
-            mpsc::error::TrySendError::Closed(_) => EngineError::Overloaded,
-        })?;
+        self.inner
+            .queue
+            .try_send(Submission { command, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    Metrics::add(&self.inner.metrics.overloaded, 1);
+                    EngineError::Overloaded
+                }
+                mpsc::error::TrySendError::Closed(_) => EngineError::Overloaded,
+            })?;
         rx.await.map_err(|_| EngineError::Overloaded)?
     }
 }

@@ -29,18 +29,54 @@ impl Metrics {
         let counters = [
             ("ordo_orders_placed_total", "Orders placed", &self.orders_placed),
             ("ordo_commands_ok_total", "Write commands applied", &self.commands_ok),
-            ("ordo_commands_rejected_total", "Write commands rejected by a business rule", &self.commands_rejected),
-            ("ordo_batches_committed_total", "Group-commit transactions committed", &self.batches_committed),
-            ("ordo_batch_commands_total", "Commands carried by committed batches", &self.batch_commands),
-            ("ordo_batch_retries_total", "Batches retried after a transient storage error", &self.batch_retries),
-            ("ordo_batch_failures_total", "Batches that failed for good", &self.batch_failures),
-            ("ordo_overloaded_total", "Commands refused because the queue was full", &self.overloaded),
-            ("ordo_payments_timed_out_total", "Unpaid orders cancelled by the timeout", &self.payments_timed_out),
+            (
+                "ordo_commands_rejected_total",
+                "Write commands rejected by a business rule",
+                &self.commands_rejected,
+            ),
+            (
+                "ordo_batches_committed_total",
+                "Group-commit transactions committed",
+                &self.batches_committed,
+            ),
+            (
+                "ordo_batch_commands_total",
+                "Commands carried by committed batches",
+                &self.batch_commands,
+            ),
+            (
+                "ordo_batch_retries_total",
+                "Batches retried after a transient storage error",
+                &self.batch_retries,
+            ),
+            (
+                "ordo_batch_failures_total",
+                "Batches that failed for good",
+                &self.batch_failures,
+            ),
+            (
+                "ordo_overloaded_total",
+                "Commands refused because the queue was full",
+                &self.overloaded,
+            ),
+            (
+                "ordo_payments_timed_out_total",
+                "Unpaid orders cancelled by the timeout",
+                &self.payments_timed_out,
+            ),
             ("ordo_http_requests_total", "HTTP requests served", &self.http_requests),
-            ("ordo_http_errors_total", "HTTP responses with status >= 500", &self.http_errors),
+            (
+                "ordo_http_errors_total",
+                "HTTP responses with status >= 500",
+                &self.http_errors,
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
         }
         let _ = writeln!(
             out,

@@ -2,7 +2,9 @@
 //! Idempotency-Key guard every POST goes through.
 
 use ordo_core::auth::{Action, Actor, Principal};
-use ordo_core::batch::{By, Command, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest, Step};
+use ordo_core::batch::{
+    By, Command, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest, Step,
+};
 use ordo_core::order::{Address, Buyer, CancelReason, Order};
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{OrderId, RefundId, ShopId};
@@ -11,7 +13,10 @@ use ordo_store::OrderFilter;
 use crate::{Engine, EngineError, EngineResult};
 
 pub(crate) fn by(who: &Principal, shop: ShopId) -> By {
-    By { shop, actor: Actor::of(who) }
+    By {
+        shop,
+        actor: Actor::of(who),
+    }
 }
 
 /// An order as a caller submits it; prices come from the catalogue, not the caller.
@@ -54,14 +59,19 @@ impl Engine {
         if !set.insert(slot.clone()) {
             return Err(EngineError::InFlight);
         }
-        Ok(InFlight { engine: self.clone(), slot })
+        Ok(InFlight {
+            engine: self.clone(),
+            slot,
+        })
     }
 
     /// The stored result of an earlier request with this key, for POSTs outside the
     /// order path. A different request under the same key is an error.
     pub async fn idempotent_replay(&self, claim: &IdempotencyClaim) -> EngineResult<Option<IdempotencyRecord>> {
         match self.inner.store.get_idempotency(&claim.scope, &claim.key).await? {
-            Some(r) if r.request_hash != claim.request_hash => Err(ordo_core::CommandError::IdempotencyKeyReused.into()),
+            Some(r) if r.request_hash != claim.request_hash => {
+                Err(ordo_core::CommandError::IdempotencyKeyReused.into())
+            }
             other => Ok(other),
         }
     }
@@ -117,12 +127,21 @@ impl Engine {
         Ok(self.inner.store.get_order(shop, id).await?)
     }
 
-    pub async fn list_orders(&self, who: &Principal, shop: Option<ShopId>, mut filter: OrderFilter) -> EngineResult<OrderPage> {
+    pub async fn list_orders(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        mut filter: OrderFilter,
+    ) -> EngineResult<OrderPage> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::ReadOrders)?;
         filter.limit = filter.limit.clamp(1, 500);
         let orders = self.inner.store.list_orders(shop, &filter).await?;
-        let next_cursor = if orders.len() as u32 == filter.limit { orders.last().map(|o| o.id) } else { None };
+        let next_cursor = if orders.len() as u32 == filter.limit {
+            orders.last().map(|o| o.id)
+        } else {
+            None
+        };
         Ok(OrderPage { orders, next_cursor })
     }
 
@@ -137,26 +156,60 @@ impl Engine {
     }
 
     /// Moves an order along its state machine.
-    pub async fn order_step(&self, who: &Principal, shop: Option<ShopId>, id: OrderId, step: Step) -> EngineResult<Order> {
+    pub async fn order_step(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        id: OrderId,
+        step: Step,
+    ) -> EngineResult<Order> {
         let shop = self.shop_of(who, shop)?;
         let action = match step {
             Step::Ship { .. } => Action::ShipOrders,
-            Step::Cancel(CancelReason::Buyer) if matches!(who, Principal::ShopKey { role: ordo_core::auth::Role::Integration, .. }) => {
+            Step::Cancel(CancelReason::Buyer)
+                if matches!(
+                    who,
+                    Principal::ShopKey {
+                        role: ordo_core::auth::Role::Integration,
+                        ..
+                    }
+                ) =>
+            {
                 Action::PlaceOrders
             }
             _ => Action::ManageOrders,
         };
         self.require(who, action)?;
-        match self.submit(Command::Transition { by: by(who, shop), order: id, step }).await? {
+        match self
+            .submit(Command::Transition {
+                by: by(who, shop),
+                order: id,
+                step,
+            })
+            .await?
+        {
             Outcome::Order { order, .. } => Ok(*order),
             _ => Err(unexpected()),
         }
     }
 
-    pub async fn resolve_payment_exception(&self, who: &Principal, shop: Option<ShopId>, id: OrderId, accept: bool) -> EngineResult<Order> {
+    pub async fn resolve_payment_exception(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        id: OrderId,
+        accept: bool,
+    ) -> EngineResult<Order> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::ManageOrders)?;
-        match self.submit(Command::ResolvePaymentException { by: by(who, shop), order: id, accept }).await? {
+        match self
+            .submit(Command::ResolvePaymentException {
+                by: by(who, shop),
+                order: id,
+                accept,
+            })
+            .await?
+        {
             Outcome::Order { order, .. } => Ok(*order),
             _ => Err(unexpected()),
         }
@@ -173,9 +226,19 @@ impl Engine {
     ) -> EngineResult<(Order, Vec<RefundId>, bool)> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::Refund)?;
-        let cmd = Command::Refund(RefundRequest { by: by(who, shop), order: id, amount_minor, reason, idempotency });
+        let cmd = Command::Refund(RefundRequest {
+            by: by(who, shop),
+            order: id,
+            amount_minor,
+            reason,
+            idempotency,
+        });
         match self.submit(cmd).await? {
-            Outcome::Refunds { order, refunds, replayed } => Ok((*order, refunds, replayed)),
+            Outcome::Refunds {
+                order,
+                refunds,
+                replayed,
+            } => Ok((*order, refunds, replayed)),
             _ => Err(unexpected()),
         }
     }

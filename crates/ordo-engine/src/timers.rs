@@ -19,7 +19,10 @@ impl Engine {
         loop {
             let due = self.inner.store.due_unpaid(self.now(), DUE_PER_ROUND).await?;
             let round = due.len();
-            let waits: Vec<_> = due.into_iter().map(|(shop, order)| self.submit(Command::ExpireUnpaid { shop, order })).collect();
+            let waits: Vec<_> = due
+                .into_iter()
+                .map(|(shop, order)| self.submit(Command::ExpireUnpaid { shop, order }))
+                .collect();
             for result in futures_util::future::join_all(waits).await {
                 if let Ok(Outcome::Order { .. }) = result {
                     expired += 1;

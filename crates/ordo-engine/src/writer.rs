@@ -71,7 +71,10 @@ impl Writer {
                 let mut ids = UuidV7;
                 let mut ctx = Context { now, ids: &mut ids };
                 let outcomes = cmds.iter().map(|c| batch::apply(ws, c, &mut ctx)).collect();
-                Decided { changes: ws.take_changes(), outcomes }
+                Decided {
+                    changes: ws.take_changes(),
+                    outcomes,
+                }
             });
             match self.store.run_batch(request, decide).await {
                 Err(StoreError::Retry(_) | StoreError::Conflict(_)) if attempt < RETRIES_MAX => {
