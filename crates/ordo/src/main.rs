@@ -1,3 +1,94 @@
-fn main() {
-    println!("Hello, world!");
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ordo::anyhow_like::Result;
+use ordo::{ServerOptions, open_store, system_clock};
+use ordo_store_sqlite::Durability;
+
+#[derive(Parser)]
+#[command(name = "ordo", version, about = "Ordo — order processing engine", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP API server (creates and migrates the database itself).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// `sqlite://PATH` (default `./ordo.db`) or `postgres://USER@HOST/DB`.
+        #[arg(long, env = "ORDO_DATABASE_URL", default_value = "sqlite://ordo.db")]
+        database: String,
+        /// SQLite durability: `full` (fsync every commit; default) or `normal`.
+        #[arg(long, env = "ORDO_SQLITE_SYNC", default_value = "full")]
+        sqlite_sync: String,
+        /// Most commands per group commit; 1 turns batching off.
+        #[arg(long, env = "ORDO_BATCH_MAX", default_value_t = 1024)]
+        batch_max: usize,
+        /// Seed a demo platform and keep a gentle stream of orders flowing.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        #[arg(long, env = "ORDO_DATABASE_URL", default_value = "sqlite://ordo.db")]
+        database: String,
+    },
+    /// Measure throughput and latency; prints JSON (see BENCHMARKS.md).
+    Bench(ordo::bench::BenchArgs),
+}
+
+fn durability(s: &str) -> Result<Durability> {
+    match s {
+        "full" => Ok(Durability::Full),
+        "normal" => Ok(Durability::Normal),
+        _ => Err("--sqlite-sync must be `full` or `normal`".into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_target(false).with_writer(std::io::stderr).init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ordo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Serve { listen, database, sqlite_sync, batch_max, demo } => {
+            let admin_token = match std::env::var("ORDO_ADMIN_TOKEN") {
+                Ok(t) if !t.is_empty() => t,
+                _ => {
+                    let t = ordo_engine::auth::new_secret();
+                    println!("admin token (shown once; set ORDO_ADMIN_TOKEN to choose your own): {t}");
+                    t
+                }
+            };
+            let opts = ServerOptions { listen, database, admin_token, durability: durability(&sqlite_sync)?, batch_max };
+            let running = ordo::start(opts, system_clock()).await?;
+            println!("ordo listening on http://{}", running.addr);
+            if demo {
+                let seeded = ordo::demo::seed(&running.engine).await?;
+                seeded.print();
+                ordo::demo::spawn_traffic(running.engine.clone(), seeded);
+            }
+            running.server.await??;
+            Ok(())
+        }
+        Cmd::Migrate { database } => {
+            let store = open_store(&database, Durability::Full).await?;
+            println!("{} database is up to date", store.backend());
+            Ok(())
+        }
+        Cmd::Bench(args) => ordo::bench::run(args).await,
+    }
 }
