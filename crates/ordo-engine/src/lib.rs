@@ -41,6 +41,9 @@ pub struct EngineConfig {
     pub admin_token_hash: String,
     /// Allowed clock skew for signed payment notifications.
     pub notify_tolerance_secs: i64,
+    /// Fault injection for crash tests: abort the process right after the N-th
+    /// batch commits, before any caller is answered. Never set in production.
+    pub crash_after_commits: Option<u64>,
 }
 
 impl EngineConfig {
@@ -50,6 +53,7 @@ impl EngineConfig {
             queue_capacity: 65_536,
             admin_token_hash: hash_secret(admin_token),
             notify_tolerance_secs: 300,
+            crash_after_commits: None,
         }
     }
 }
@@ -82,6 +86,7 @@ impl Engine {
             metrics: metrics.clone(),
             new_events: new_events.clone(),
             batch_max: config.batch_max.max(1),
+            crash_after_commits: config.crash_after_commits,
         };
         tokio::spawn(writer.run(rx));
         Engine {

@@ -34,7 +34,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     pub flash_units: i64,
     /// PostgreSQL server to benchmark against (a scratch database is created on it).
-    #[arg(long, env = "ORDO_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(
+        long,
+        env = "ORDO_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     pub postgres: String,
     #[arg(long)]
     pub skip_postgres: bool,
@@ -55,25 +59,46 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("ordo-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut report = serde_json::Map::new();
-    report.insert("machine".into(), json!({ "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }));
+    report.insert(
+        "machine".into(),
+        json!({ "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }),
+    );
 
     let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
     let store = crate::open_store(&sqlite("a.db"), Durability::Full).await?;
-    report.insert("a_sqlite_placement".into(), placement(store, 1024, args.orders, args.concurrency).await?);
+    report.insert(
+        "a_sqlite_placement".into(),
+        placement(store, 1024, args.orders, args.concurrency).await?,
+    );
     let store = crate::open_store(&sqlite("d.db"), Durability::Full).await?;
-    report.insert("d_sqlite_placement_unbatched".into(), placement(store, 1, args.naive_orders, args.concurrency).await?);
+    report.insert(
+        "d_sqlite_placement_unbatched".into(),
+        placement(store, 1, args.naive_orders, args.concurrency).await?,
+    );
     let store = crate::open_store(&sqlite("b.db"), Durability::Full).await?;
-    report.insert("b_sqlite_flash_sale".into(), flash_sale(store, args.flash_attempts, args.flash_units, args.concurrency).await?);
+    report.insert(
+        "b_sqlite_flash_sale".into(),
+        flash_sale(store, args.flash_attempts, args.flash_units, args.concurrency).await?,
+    );
 
     if !args.skip_postgres {
         match scratch_postgres(&args.postgres).await {
             Ok(url) => {
                 let store = crate::open_store(&url, Durability::Full).await?;
-                report.insert("a_postgres_placement".into(), placement(store, 1024, args.orders, args.concurrency).await?);
+                report.insert(
+                    "a_postgres_placement".into(),
+                    placement(store, 1024, args.orders, args.concurrency).await?,
+                );
                 let store = crate::open_store(&url, Durability::Full).await?;
-                report.insert("d_postgres_placement_unbatched".into(), placement(store, 1, args.naive_orders, args.concurrency).await?);
+                report.insert(
+                    "d_postgres_placement_unbatched".into(),
+                    placement(store, 1, args.naive_orders, args.concurrency).await?,
+                );
                 let store = crate::open_store(&url, Durability::Full).await?;
-                report.insert("b_postgres_flash_sale".into(), flash_sale(store, args.flash_attempts, args.flash_units, args.concurrency).await?);
+                report.insert(
+                    "b_postgres_flash_sale".into(),
+                    flash_sale(store, args.flash_attempts, args.flash_units, args.concurrency).await?,
+                );
             }
             Err(e) => {
                 report.insert("postgres".into(), json!({ "skipped": e.to_string() }));
@@ -114,23 +139,53 @@ async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> 
     let admin = Principal::PlatformAdmin;
     let shop = engine.create_shop(&admin, "bench", Currency::CNY).await?;
     let owner = engine.issue_key(&admin, shop.id, Role::Owner, "bench").await?.secret;
-    let w = engine.create_warehouse(&admin, Some(shop.id), NewWarehouse { code: "W1".into(), name: "bench".into(), region: "CN-SH".into() }).await?;
+    let w = engine
+        .create_warehouse(
+            &admin,
+            Some(shop.id),
+            NewWarehouse {
+                code: "W1".into(),
+                name: "bench".into(),
+                region: "CN-SH".into(),
+            },
+        )
+        .await?;
     let mut names = Vec::new();
     for i in 0..skus {
         let sku = format!("B-{i:04}");
-        let p = NewProduct { sku: sku.clone(), name: format!("bench {i}"), kind: ordo_core::catalog::ProductKind::Physical, price_minor: 1999, weight_g: 300, on_sale: true, attributes: Default::default() };
+        let p = NewProduct {
+            sku: sku.clone(),
+            name: format!("bench {i}"),
+            kind: ordo_core::catalog::ProductKind::Physical,
+            price_minor: 1999,
+            weight_g: 300,
+            on_sale: true,
+            attributes: Default::default(),
+        };
         engine.create_product(&admin, Some(shop.id), p).await?;
-        engine.adjust_stock(&admin, Some(shop.id), &sku, w.id, StockChange::Delta(units), None).await?;
+        engine
+            .adjust_stock(&admin, Some(shop.id), &sku, w.id, StockChange::Delta(units), None)
+            .await?;
         names.push(sku);
     }
-    Ok(Fixture { engine, shop: shop.id, skus: names, owner })
+    Ok(Fixture {
+        engine,
+        shop: shop.id,
+        skus: names,
+        owner,
+    })
 }
 
 fn order_for(sku: String, n: usize) -> NewOrder {
     NewOrder {
         channel: "bench".into(),
         external_id: None,
-        buyer: Buyer { id: format!("b{n}"), name: Some("买家".into()), phone: Some("13800000000".into()), email: None },
+        buyer: Buyer {
+            id: format!("b{n}"),
+            name: Some("买家".into()),
+            phone: Some("13800000000".into()),
+            email: None,
+        },
         shipping_address: Some(address()),
         lines: vec![LineRequest { sku, quantity: 1 }],
         shipping_minor: 0,
@@ -179,7 +234,11 @@ async fn placement(store: DynStore, batch_max: usize, orders: usize, concurrency
                 }
                 let sku = f.skus[n % f.skus.len()].clone();
                 let t = Instant::now();
-                match f.engine.place_order(&Principal::PlatformAdmin, Some(f.shop), order_for(sku, n), None).await {
+                match f
+                    .engine
+                    .place_order(&Principal::PlatformAdmin, Some(f.shop), order_for(sku, n), None)
+                    .await
+                {
                     Ok(_) => lat.push(t.elapsed().as_micros() as u64),
                     Err(_) => failed += 1,
                 }
@@ -219,7 +278,11 @@ async fn flash_sale(store: DynStore, attempts: usize, units: i64, concurrency: u
                     return;
                 }
                 let order = order_for(f.skus[0].clone(), n);
-                if f.engine.place_order(&Principal::PlatformAdmin, Some(f.shop), order, None).await.is_ok() {
+                if f.engine
+                    .place_order(&Principal::PlatformAdmin, Some(f.shop), order, None)
+                    .await
+                    .is_ok()
+                {
                     ok.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -229,7 +292,10 @@ async fn flash_sale(store: DynStore, attempts: usize, units: i64, concurrency: u
         t.await?;
     }
     let secs = started.elapsed().as_secs_f64();
-    let (_, levels) = f.engine.stock_of(&Principal::PlatformAdmin, Some(f.shop), &f.skus[0]).await?;
+    let (_, levels) = f
+        .engine
+        .stock_of(&Principal::PlatformAdmin, Some(f.shop), &f.skus[0])
+        .await?;
     let successes = ok.load(Ordering::Relaxed);
     Ok(json!({
         "backend": backend, "attempts": attempts, "units": units, "successes": successes,
@@ -247,13 +313,33 @@ async fn http(database: &str, args: &BenchArgs) -> Result<Value> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });
     let f = Arc::new(f);
-    let peak = load(addr, &f, args.http_connections, Duration::from_secs(args.http_seconds), None).await?;
+    let peak = load(
+        addr,
+        &f,
+        args.http_connections,
+        Duration::from_secs(args.http_seconds),
+        None,
+    )
+    .await?;
     let peak_rate = peak["orders_per_sec"].as_f64().unwrap_or(0.0);
-    let paced = load(addr, &f, args.http_connections, Duration::from_secs(args.http_seconds), Some(peak_rate * 0.8)).await?;
+    let paced = load(
+        addr,
+        &f,
+        args.http_connections,
+        Duration::from_secs(args.http_seconds),
+        Some(peak_rate * 0.8),
+    )
+    .await?;
     Ok(json!({ "peak": peak, "at_80_percent": paced, "note": "server and load generator share this machine's cores" }))
 }
 
-async fn load(addr: std::net::SocketAddr, f: &Arc<Fixture>, connections: usize, duration: Duration, rate: Option<f64>) -> Result<Value> {
+async fn load(
+    addr: std::net::SocketAddr,
+    f: &Arc<Fixture>,
+    connections: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Result<Value> {
     let deadline = Instant::now() + duration;
     let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();

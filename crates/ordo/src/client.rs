@@ -40,8 +40,17 @@ impl Conn {
         Ok(Conn { addr, sender })
     }
 
-    pub async fn send(&mut self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Result<Response, Error> {
-        let mut req = Request::builder().method(method).uri(path).header("host", self.addr.to_string());
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, Error> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -59,6 +68,12 @@ impl Conn {
 }
 
 /// Sends one request on a fresh connection.
-pub async fn request(addr: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Result<Response, Error> {
+pub async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Response, Error> {
     Conn::open(addr).await?.send(method, path, headers, body).await
 }

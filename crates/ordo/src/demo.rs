@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ordo_core::auth::{Principal, Role};
-use ordo_core::batch::{LineRequest, StockChange, Step};
+use ordo_core::batch::{LineRequest, Step, StockChange};
 use ordo_core::catalog::ProductKind;
 use ordo_core::order::{Address, Buyer, OrderStatus};
 use ordo_core::{Currency, OrderId, ShopId};
@@ -34,13 +34,21 @@ impl Seeded {
             println!("  shop {} ({})", s.name, s.id);
             println!("    owner key:       {}", s.owner_key);
             println!("    integration key: {}", s.integration_key);
-            println!("    SKUs: {} … ({} in all)", s.skus.iter().take(3).cloned().collect::<Vec<_>>().join(", "), s.skus.len());
+            println!(
+                "    SKUs: {} … ({} in all)",
+                s.skus.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                s.skus.len()
+            );
         }
         println!("  payment gateway `generic` secret: {DEMO_GATEWAY_SECRET}");
     }
 }
 
-const REGIONS: [(&str, &str, &str); 3] = [("SH", "CN-SH", "上海仓"), ("GZ", "CN-GD", "广州仓"), ("CD", "CN-SC", "成都仓")];
+const REGIONS: [(&str, &str, &str); 3] = [
+    ("SH", "CN-SH", "上海仓"),
+    ("GZ", "CN-GD", "广州仓"),
+    ("CD", "CN-SC", "成都仓"),
+];
 
 pub async fn seed(engine: &Engine) -> Result<Seeded> {
     let admin = Principal::PlatformAdmin;
@@ -48,22 +56,42 @@ pub async fn seed(engine: &Engine) -> Result<Seeded> {
     for (n, name) in ["闲鱼小铺 Demo Shop", "Ordo Outdoor"].into_iter().enumerate() {
         let shop = engine.create_shop(&admin, name, Currency::CNY).await?;
         let owner = engine.issue_key(&admin, shop.id, Role::Owner, "demo owner").await?;
-        let integration = engine.issue_key(&admin, shop.id, Role::Integration, "demo storefront").await?;
-        engine.set_gateway_secret(&admin, shop.id, "generic", DEMO_GATEWAY_SECRET).await?;
+        let integration = engine
+            .issue_key(&admin, shop.id, Role::Integration, "demo storefront")
+            .await?;
+        engine
+            .set_gateway_secret(&admin, shop.id, "generic", DEMO_GATEWAY_SECRET)
+            .await?;
         let mut warehouses = Vec::new();
         for (code, region, wname) in REGIONS {
             let w = engine
-                .create_warehouse(&admin, Some(shop.id), NewWarehouse { code: code.into(), name: wname.into(), region: region.into() })
+                .create_warehouse(
+                    &admin,
+                    Some(shop.id),
+                    NewWarehouse {
+                        code: code.into(),
+                        name: wname.into(),
+                        region: region.into(),
+                    },
+                )
                 .await?;
             warehouses.push(w);
         }
         let mut skus = Vec::new();
         for i in 0..25 {
-            let kind = if i % 6 == 5 { ProductKind::Virtual } else { ProductKind::Physical };
+            let kind = if i % 6 == 5 {
+                ProductKind::Virtual
+            } else {
+                ProductKind::Physical
+            };
             let sku = format!("S{}-{:03}", n + 1, i + 1);
             let product = NewProduct {
                 sku: sku.clone(),
-                name: if kind == ProductKind::Virtual { format!("礼品卡 Gift card {}", i + 1) } else { format!("商品 Item {}", i + 1) },
+                name: if kind == ProductKind::Virtual {
+                    format!("礼品卡 Gift card {}", i + 1)
+                } else {
+                    format!("商品 Item {}", i + 1)
+                },
                 kind,
                 price_minor: 990 + 500 * i as i64,
                 weight_g: 200 + 50 * i as i64,
@@ -74,12 +102,27 @@ pub async fn seed(engine: &Engine) -> Result<Seeded> {
             if kind == ProductKind::Physical {
                 for (k, w) in warehouses.iter().enumerate() {
                     let units = 200 + 100 * ((i + k) % 4) as i64;
-                    engine.adjust_stock(&admin, Some(shop.id), &sku, w.id, StockChange::Delta(units), Some("demo opening stock".into())).await?;
+                    engine
+                        .adjust_stock(
+                            &admin,
+                            Some(shop.id),
+                            &sku,
+                            w.id,
+                            StockChange::Delta(units),
+                            Some("demo opening stock".into()),
+                        )
+                        .await?;
                 }
             }
             skus.push(sku);
         }
-        shops.push(SeededShop { id: shop.id, name: shop.name, owner_key: owner.secret, integration_key: integration.secret, skus });
+        shops.push(SeededShop {
+            id: shop.id,
+            name: shop.name,
+            owner_key: owner.secret,
+            integration_key: integration.secret,
+            skus,
+        });
     }
     Ok(Seeded { shops })
 }
@@ -88,7 +131,10 @@ pub async fn seed(engine: &Engine) -> Result<Seeded> {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n.max(1)
     }
 }
@@ -107,7 +153,12 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
             let order = NewOrder {
                 channel: "demo".into(),
                 external_id: None,
-                buyer: Buyer { id: format!("buyer-{}", n % 300), name: Some("张三".into()), phone: Some(format!("138{:08}", n)), email: None },
+                buyer: Buyer {
+                    id: format!("buyer-{}", n % 300),
+                    name: Some("张三".into()),
+                    phone: Some(format!("138{:08}", n)),
+                    email: None,
+                },
                 shipping_address: Some(Address {
                     recipient: "张三".into(),
                     phone: format!("138{:08}", n),
@@ -119,7 +170,10 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
                     line2: None,
                     postal_code: Some("518000".into()),
                 }),
-                lines: vec![LineRequest { sku, quantity: 1 + rng.next(3) as i64 }],
+                lines: vec![LineRequest {
+                    sku,
+                    quantity: 1 + rng.next(3) as i64,
+                }],
                 shipping_minor: 800,
                 note: None,
             };
@@ -134,9 +188,14 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
                 let (shop_id, id) = recent.remove(0);
                 if let Ok(o) = engine.get_order(&admin, Some(shop_id), id).await {
                     if o.status == OrderStatus::Fulfilling {
-                        let step = Step::Ship { carrier: "SF".into(), tracking_number: format!("SF{}", rng.next(1_000_000_000)) };
+                        let step = Step::Ship {
+                            carrier: "SF".into(),
+                            tracking_number: format!("SF{}", rng.next(1_000_000_000)),
+                        };
                         if engine.order_step(&admin, Some(shop_id), id, step).await.is_ok() && rng.next(2) == 0 {
-                            let _ = engine.order_step(&admin, Some(shop_id), id, Step::ConfirmDelivery).await;
+                            let _ = engine
+                                .order_step(&admin, Some(shop_id), id, Step::ConfirmDelivery)
+                                .await;
                         }
                     }
                 }
@@ -146,7 +205,10 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
 }
 
 /// Plays the generic gateway: signs and posts a notification through the engine.
-pub async fn pay(engine: &Engine, o: &ordo_core::order::Order) -> ordo_engine::EngineResult<ordo_core::batch::PaymentResult> {
+pub async fn pay(
+    engine: &Engine,
+    o: &ordo_core::order::Order,
+) -> ordo_engine::EngineResult<ordo_core::batch::PaymentResult> {
     let ts = engine.now().0 / 1000;
     let body = serde_json::json!({
         "shop_id": o.shop, "order_id": o.id, "transaction_id": format!("txn-{}", o.id),
@@ -154,5 +216,7 @@ pub async fn pay(engine: &Engine, o: &ordo_core::order::Order) -> ordo_engine::E
     })
     .to_string();
     let sig = ordo_engine::gateway::sign(DEMO_GATEWAY_SECRET, ts, body.as_bytes());
-    engine.payment_notify("generic", &ts.to_string(), &sig, body.as_bytes()).await
+    engine
+        .payment_notify("generic", &ts.to_string(), &sig, body.as_bytes())
+        .await
 }

@@ -22,7 +22,10 @@ pub async fn open_store(url: &str, durability: Durability) -> Result<DynStore, S
         store.migrate().await?;
         return Ok(Arc::new(store));
     }
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let path = path.to_string();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(path, durability))
         .await
@@ -49,12 +52,20 @@ pub async fn start(opts: ServerOptions, clock: Arc<dyn Clock>) -> anyhow_like::R
     let store = open_store(&opts.database, opts.durability).await?;
     let mut config = EngineConfig::new(&opts.admin_token);
     config.batch_max = opts.batch_max;
+    // Fault injection for the crash-safety tests only.
+    config.crash_after_commits = std::env::var("ORDO_FAILPOINT_CRASH_AFTER_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let engine = Engine::start(store, clock, config);
     engine.spawn_timer_worker(Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     let app = ordo_api::router(engine.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
     Ok(Running { addr, engine, server })
 }
 

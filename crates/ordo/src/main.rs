@@ -7,7 +7,12 @@ use ordo::{ServerOptions, open_store, system_clock};
 use ordo_store_sqlite::Durability;
 
 #[derive(Parser)]
-#[command(name = "ordo", version, about = "Ordo — order processing engine", propagate_version = true)]
+#[command(
+    name = "ordo",
+    version,
+    about = "Ordo — order processing engine",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -52,7 +57,10 @@ fn durability(s: &str) -> Result<Durability> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_target(false).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,7 +72,13 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Serve { listen, database, sqlite_sync, batch_max, demo } => {
+        Cmd::Serve {
+            listen,
+            database,
+            sqlite_sync,
+            batch_max,
+            demo,
+        } => {
             let admin_token = match std::env::var("ORDO_ADMIN_TOKEN") {
                 Ok(t) if !t.is_empty() => t,
                 _ => {
@@ -73,7 +87,13 @@ async fn run(cli: Cli) -> Result<()> {
                     t
                 }
             };
-            let opts = ServerOptions { listen, database, admin_token, durability: durability(&sqlite_sync)?, batch_max };
+            let opts = ServerOptions {
+                listen,
+                database,
+                admin_token,
+                durability: durability(&sqlite_sync)?,
+                batch_max,
+            };
             let running = ordo::start(opts, system_clock()).await?;
             println!("ordo listening on http://{}", running.addr);
             if demo {

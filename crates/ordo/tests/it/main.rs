@@ -1,0 +1,7 @@
+//! Ordo's integration tests: one binary that starts the real server (in-process on
+//! port 0, or as `ordo serve` child processes) against real databases.
+
+mod api;
+mod payments;
+mod process;
+mod support;

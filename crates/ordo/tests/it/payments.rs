@@ -1,0 +1,333 @@
+//! Payments: signed notifications, idempotent capture, mismatches, refunds and
+//! the durable payment timeout driven by an injected clock.
+
+use hyper::Method;
+use serde_json::json;
+
+use crate::support::{GATEWAY_SECRET, payment, real_now, spawn_app};
+
+#[tokio::test]
+async fn the_same_notification_a_thousand_times_captures_once() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let shop = app.shop("s").await;
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let body = payment(
+        &shop,
+        &order,
+        order["pricing"]["total_minor"].as_i64().unwrap(),
+        "CNY",
+        "txn-dup",
+    );
+    let mut results = Vec::new();
+    for _round in 0..20 {
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (app, body) = (app.clone(), body.clone());
+                tokio::spawn(async move { app.notify(&body).await })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!(r.status, 200, "{:?}", r.json());
+            results.push(r.json()["result"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(results.iter().filter(|r| *r == "captured").count(), 1);
+    assert_eq!(results.iter().filter(|r| *r == "already_processed").count(), 999);
+    let id = order["id"].as_str().unwrap();
+    let payments = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/payments"), &shop.owner, None)
+        .await
+        .json();
+    let captured: Vec<_> = payments
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "captured")
+        .collect();
+    assert_eq!(captured.len(), 1);
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(
+        (o["status"].as_str(), o["paid_minor"].clone()),
+        (Some("fulfilling"), order["pricing"]["total_minor"].clone())
+    );
+}
+
+#[tokio::test]
+async fn an_unsigned_forged_or_stale_notification_is_refused() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let body = payment(&shop, &order, 2799, "CNY", "txn-1");
+    let now = real_now().0 / 1000;
+    let forged = app.notify_signed(&body, "not-the-secret-at-all", now).await;
+    let stale = app.notify_signed(&body, GATEWAY_SECRET, now - 600).await;
+    let unsigned = ordo::client::request(
+        app.addr,
+        Method::POST,
+        "/api/v1/payments/generic/notify",
+        &[],
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+    .unwrap();
+    for r in [forged, stale, unsigned] {
+        assert_eq!(r.status, 401, "{:?}", r.json());
+        assert_eq!(r.json()["type"], "https://ordo.dev/problems/bad-signature");
+    }
+    let id = order["id"].as_str().unwrap();
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(o["status"], "pending_payment");
+}
+
+#[tokio::test]
+async fn a_wrong_amount_or_currency_makes_a_payment_exception_not_a_paid_order() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    for (amount, currency, check) in [
+        (100, "CNY", "under-paid"),
+        (999_999, "CNY", "over-paid"),
+        (2799, "USD", "wrong currency"),
+    ] {
+        let order = app
+            .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+            .await
+            .json();
+        let txn = format!("txn-{amount}-{currency}");
+        let r = app.notify(&payment(&shop, &order, amount, currency, &txn)).await;
+        assert_eq!(r.json()["result"], "mismatch");
+        let id = order["id"].as_str().unwrap();
+        let o = app
+            .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+            .await
+            .json();
+        assert_eq!(o["status"], "payment_exception");
+        assert!(o["payment_exception"].as_str().unwrap().contains(check), "{o}");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_exception_is_resolved_by_a_person() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let over = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    app.notify(&payment(&shop, &over, 5000, "CNY", "txn-over")).await;
+    let id = over["id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/payment-exception/resolve"),
+            &shop.owner,
+            Some(json!({ "action": "accept" })),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "fulfilling");
+    // The extra money stays refundable.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/refunds"),
+            &shop.owner,
+            Some(json!({ "amount_minor": 5000 - 2799, "reason": "overpaid" })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+
+    let under = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    app.notify(&payment(&shop, &under, 100, "CNY", "txn-under")).await;
+    let id = under["id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/payment-exception/resolve"),
+            &shop.owner,
+            Some(json!({ "action": "refund_and_cancel" })),
+        )
+        .await;
+    let o = r.json();
+    assert_eq!(
+        (o["status"].as_str(), o["refunded_minor"].as_i64()),
+        (Some("cancelled"), Some(100))
+    );
+    assert_eq!(
+        app.stock(&shop.owner, "A").await["reserved"],
+        1,
+        "only the accepted order still holds stock"
+    );
+}
+
+#[tokio::test]
+async fn refunds_are_recorded_and_never_exceed_what_was_captured() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap();
+    let path = format!("/api/v1/orders/{id}/refunds");
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            &shop.owner,
+            Some(json!({ "amount_minor": 1, "reason": "before payment" })),
+        )
+        .await;
+    assert_eq!(r.json()["type"], "https://ordo.dev/problems/refund-exceeds-captured");
+    app.pay(&shop, &order).await; // 2799 captured
+    let r = app
+        .call_with(
+            Method::POST,
+            &path,
+            &shop.owner,
+            &[("idempotency-key", "r1")],
+            Some(json!({ "amount_minor": 1000, "reason": "damaged box" })),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let again = app
+        .call_with(
+            Method::POST,
+            &path,
+            &shop.owner,
+            &[("idempotency-key", "r1")],
+            Some(json!({ "amount_minor": 1000, "reason": "damaged box" })),
+        )
+        .await;
+    assert_eq!(again.json()["refunds"][0]["id"], r.json()["refunds"][0]["id"]);
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            &shop.owner,
+            Some(json!({ "amount_minor": 1800, "reason": "too much" })),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["detail"].as_str().map(|d| d.contains("1799"))),
+        (422, Some(true))
+    );
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            &shop.owner,
+            Some(json!({ "amount_minor": 1799, "reason": "rest" })),
+        )
+        .await;
+    assert_eq!(r.json()["order"]["refunded_minor"], 2799);
+    let refunds = app.call(Method::GET, &path, &shop.owner, None).await.json();
+    let total: i64 = refunds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 2799);
+    let payments = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/payments"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(payments[0]["refunded_minor"], 2799);
+}
+
+#[tokio::test]
+async fn an_unpaid_order_is_cancelled_when_its_payment_times_out() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(json!({ "payment_timeout_secs": 600 })),
+        )
+        .await;
+    assert_eq!(r.json()["payment_timeout_secs"], 600);
+    let unpaid = app
+        .place(&shop.owner, json!([{ "sku": "B", "quantity": 4 }]))
+        .await
+        .json();
+    let paid = app
+        .place(&shop.owner, json!([{ "sku": "B", "quantity": 1 }]))
+        .await
+        .json();
+    app.pay(&shop, &paid).await;
+    app.clock.advance_secs(599);
+    assert_eq!(app.engine.run_due_timers().await.unwrap(), 0);
+    app.clock.advance_secs(2);
+    assert_eq!(app.engine.run_due_timers().await.unwrap(), 1);
+    let id = unpaid["id"].as_str().unwrap();
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(
+        (o["status"].as_str(), o["cancel_reason"].as_str()),
+        (Some("cancelled"), Some("payment_timeout"))
+    );
+    let b = app.stock(&shop.owner, "B").await;
+    assert_eq!((b["reserved"].as_i64(), b["available"].as_i64()), (Some(1), Some(9)));
+    let payments = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/payments"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(payments[0]["status"], "expired");
+    // Money that arrives after the timeout is kept on record and flagged, not lost.
+    let ts = app.clock_secs();
+    let late = app
+        .notify_signed(&payment(&shop, &unpaid, 2000, "CNY", "txn-late"), GATEWAY_SECRET, ts)
+        .await;
+    assert_eq!(late.json()["result"], "unexpected");
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(o["paid_minor"], 2000);
+    assert!(o["payment_exception"].as_str().unwrap().contains("unexpected payment"));
+}
+
+#[tokio::test]
+async fn the_payment_timer_survives_a_restart() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let unpaid = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 5 }]))
+        .await
+        .json();
+    let db = format!("sqlite://{}", app.dir.join("ordo.db").display());
+    // A second engine on the same file, as after a restart, with time moved on.
+    let clock = std::sync::Arc::new(ordo_engine::ManualClock::starting_at(real_now()));
+    clock.advance_secs(31 * 60);
+    let store = ordo::open_store(&db, ordo_store_sqlite::Durability::Normal)
+        .await
+        .unwrap();
+    let restarted = ordo_engine::Engine::start(store, clock, ordo_engine::EngineConfig::new("t"));
+    assert_eq!(restarted.run_due_timers().await.unwrap(), 1);
+    let id = unpaid["id"].as_str().unwrap();
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(o["status"], "cancelled");
+    assert_eq!(app.stock(&shop.owner, "A").await["reserved"], 0);
+}
