@@ -49,10 +49,10 @@ impl Engine {
             return Ok(Principal::PlatformAdmin);
         }
         let now = self.now();
-        if let Some((p, at)) = self.inner.keys.0.read().ok().and_then(|m| m.get(&hash).copied()) {
-            if now.0 - at.0 < KEY_CACHE_MS {
-                return Ok(p);
-            }
+        if let Some((p, at)) = self.inner.keys.0.read().ok().and_then(|m| m.get(&hash).copied())
+            && now.0 - at.0 < KEY_CACHE_MS
+        {
+            return Ok(p);
         }
         let key = self
             .inner

@@ -99,7 +99,7 @@ impl Engine {
     ) -> EngineResult<(Order, bool)> {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::PlaceOrders)?;
-        let cmd = Command::PlaceOrder(PlaceOrder {
+        let cmd = Command::PlaceOrder(Box::new(PlaceOrder {
             by: by(who, shop),
             channel: order.channel,
             external_id: order.external_id,
@@ -109,7 +109,7 @@ impl Engine {
             shipping_minor: order.shipping_minor,
             note: order.note,
             idempotency,
-        });
+        }));
         match self.submit(cmd).await? {
             Outcome::Order { order, replayed } => {
                 if !replayed {

@@ -162,7 +162,7 @@ pub fn list_products(conn: &Connection, shop: ShopId, cursor: Option<ProductId>,
 pub fn list_warehouses(conn: &Connection, shop: ShopId) -> R<Vec<Warehouse>> {
     docs(
         conn,
-        "SELECT doc FROM warehouses WHERE shop = ?1 ORDER BY code",
+        "SELECT doc FROM warehouses WHERE shop = ?1 ORDER BY id",
         [shop.to_string()],
     )
 }
@@ -280,7 +280,7 @@ pub fn list_orders(conn: &Connection, shop: ShopId, f: &OrderFilter) -> R<Vec<Or
         args.push(Value::Integer(from.0));
     }
     if let Some(to) = f.created_to {
-        sql.push_str(" AND created_at < ?");
+        sql.push_str(" AND created_at <= ?");
         args.push(Value::Integer(to.0));
     }
     if let Some(cursor) = f.cursor {

@@ -119,7 +119,13 @@ pub trait Store: Send + Sync + 'static {
     async fn stock_of(&self, shop: ShopId, sku: ProductId) -> StoreResult<Vec<StockLevel>>;
     async fn list_stock(&self, shop: ShopId, warehouse: Option<WarehouseId>) -> StoreResult<Vec<StockLevel>>;
     /// Ledger entries of one SKU, oldest first, after ledger position `after`.
-    async fn ledger(&self, shop: ShopId, sku: ProductId, after: i64, limit: u32) -> StoreResult<Vec<(i64, LedgerEntry)>>;
+    async fn ledger(
+        &self,
+        shop: ShopId,
+        sku: ProductId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, LedgerEntry)>>;
 
     // Orders and money.
     async fn get_order(&self, shop: ShopId, id: OrderId) -> StoreResult<Order>;
@@ -154,4 +160,3 @@ pub struct StockTotals {
 }
 
 pub type DynStore = Arc<dyn Store>;
-

@@ -97,7 +97,7 @@ pub struct OrderParams {
     pub status: Option<String>,
     /// RFC 3339; orders created at or after.
     pub created_from: Option<String>,
-    /// RFC 3339; orders created before.
+    /// RFC 3339; orders created at or before.
     pub created_to: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,

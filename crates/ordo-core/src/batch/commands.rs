@@ -85,7 +85,7 @@ pub enum Step {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    PlaceOrder(PlaceOrder),
+    PlaceOrder(Box<PlaceOrder>),
     PaymentNotice(PaymentNotice),
     Refund(RefundRequest),
     ResolvePaymentException {

@@ -21,14 +21,11 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
     if let Some(replay) = idempotent_replay(ws, c.idempotency.as_ref())? {
         return Ok(replay);
     }
-    if let Some(ext) = &c.external_id {
-        if let Some(id) = ws.external_refs.get(&(shop, c.channel.clone(), ext.clone())) {
-            let order = ws.orders.get(id).cloned().ok_or(CommandError::OrderNotFound)?;
-            return Ok(Outcome::Order {
-                order: Box::new(order),
-                replayed: true,
-            });
-        }
+    if let Some(ext) = &c.external_id
+        && let Some(id) = ws.external_refs.get(&(shop, c.channel.clone(), ext.clone()))
+    {
+        let order = ws.orders.get(id).cloned().ok_or(CommandError::OrderNotFound)?;
+        return Ok(Outcome::Order { order: Box::new(order), replayed: true });
     }
     let settings = ws.shops.get(&shop).ok_or(CommandError::ShopNotFound)?.clone();
     if c.lines.is_empty() || c.lines.len() > ORDER_LINES_MAX {

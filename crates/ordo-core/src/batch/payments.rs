@@ -303,19 +303,15 @@ pub(super) fn resolve_exception(
 }
 
 pub(super) fn refund(ws: &mut WorkingSet, r: &RefundRequest, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
-    if let Some(claim) = &r.idempotency {
-        if let Some(rec) = ws.idempotency.get(&(claim.scope.clone(), claim.key.clone())) {
-            if rec.request_hash != claim.request_hash {
-                return Err(CommandError::IdempotencyKeyReused);
-            }
-            let order = scoped(ws, r.by.shop, r.order)?.clone();
-            let refunds = rec.resource.split(',').filter_map(|s| s.parse().ok()).collect();
-            return Ok(Outcome::Refunds {
-                order: Box::new(order),
-                refunds,
-                replayed: true,
-            });
+    if let Some(claim) = &r.idempotency
+        && let Some(rec) = ws.idempotency.get(&(claim.scope.clone(), claim.key.clone()))
+    {
+        if rec.request_hash != claim.request_hash {
+            return Err(CommandError::IdempotencyKeyReused);
         }
+        let order = scoped(ws, r.by.shop, r.order)?.clone();
+        let refunds = rec.resource.split(',').filter_map(|s| s.parse().ok()).collect();
+        return Ok(Outcome::Refunds { order: Box::new(order), refunds, replayed: true });
     }
     let mut order = scoped(ws, r.by.shop, r.order)?.clone();
     if r.reason.trim().is_empty() {

@@ -46,10 +46,10 @@ pub(super) fn adjust(ws: &mut WorkingSet, a: &AdjustStock, ctx: &mut Context<'_>
     })?;
     ws.stock.entry(key).or_insert(current);
     move_stock(ws, key, m, None, &a.by.actor, now);
-    if let Some(note) = &a.note {
-        if let Some(last) = ws.last_ledger_mut() {
-            last.note = Some(note.clone());
-        }
+    if let Some(note) = &a.note
+        && let Some(last) = ws.last_ledger_mut()
+    {
+        last.note = Some(note.clone());
     }
     let level = ws.stock[&key].clone();
     ws.emit(NewEvent {
