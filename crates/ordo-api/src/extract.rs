@@ -31,6 +31,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::from(ordo_engine::EngineError::Unauthenticated))?;
         let who = state.engine.authenticate(token.trim()).await?;
+        state.engine.check_rate(&who)?;
         let shop = match parts.headers.get("x-ordo-shop").and_then(|v| v.to_str().ok()) {
             Some(s) => Some(
                 s.parse::<ShopId>()

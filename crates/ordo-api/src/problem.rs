@@ -59,6 +59,7 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(m) => ApiError::new(S::CONFLICT, "conflict", m),
             EngineError::InFlight => ApiError::new(S::CONFLICT, "idempotency-key-in-flight", e.to_string()),
             EngineError::Overloaded => ApiError::new(S::SERVICE_UNAVAILABLE, "overloaded", e.to_string()),
+            EngineError::RateLimited => ApiError::new(S::TOO_MANY_REQUESTS, "rate-limited", e.to_string()),
             EngineError::BadSignature => ApiError::new(S::UNAUTHORIZED, "bad-signature", e.to_string()),
             EngineError::Store(inner) => {
                 tracing::error!(error = %inner, "storage error");
@@ -99,7 +100,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -18,6 +18,8 @@ pub enum EngineError {
     Conflict(String),
     #[error("a request with this Idempotency-Key is still being processed")]
     InFlight,
+    #[error("too many requests for this API key; slow down")]
+    RateLimited,
     #[error("the order queue is full; retry shortly")]
     Overloaded,
     #[error("payment notification signature is invalid or expired")]

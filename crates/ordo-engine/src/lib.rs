@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod ids;
 pub mod metrics;
 pub mod orders;
+mod rate;
 mod timers;
 mod writer;
 
@@ -27,6 +28,7 @@ pub use catalog::{NewProduct, NewWarehouse, ProductPatch};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, EngineResult};
 pub use orders::{NewOrder, OrderPage};
+pub use rate::RateLimit;
 
 use crate::metrics::Metrics;
 use crate::writer::{Submission, Writer};
@@ -44,6 +46,7 @@ pub struct EngineConfig {
     /// Fault injection for crash tests: abort the process right after the N-th
     /// batch commits, before any caller is answered. Never set in production.
     pub crash_after_commits: Option<u64>,
+    pub rate_limit: RateLimit,
 }
 
 impl EngineConfig {
@@ -54,6 +57,7 @@ impl EngineConfig {
             admin_token_hash: hash_secret(admin_token),
             notify_tolerance_secs: 300,
             crash_after_commits: None,
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -71,6 +75,7 @@ struct Inner {
     new_events: Arc<Notify>,
     metrics: Arc<Metrics>,
     keys: auth::KeyCache,
+    buckets: rate::Buckets,
     in_flight: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
@@ -98,6 +103,7 @@ impl Engine {
                 new_events,
                 metrics,
                 keys: auth::KeyCache::default(),
+                buckets: rate::Buckets::default(),
                 in_flight: Default::default(),
             }),
         }

@@ -91,7 +91,11 @@ impl Writer {
     fn answer(&self, committed: Committed, replies: Vec<oneshot::Sender<EngineResult<Outcome>>>) {
         Metrics::add(&self.metrics.batches_committed, 1);
         if let Some(n) = self.crash_after_commits
-            && self.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed) >= n
+            && self
+                .metrics
+                .batches_committed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= n
         {
             eprintln!("ordo: failpoint crash_after_commits={n} reached; aborting before replying");
             std::process::abort();

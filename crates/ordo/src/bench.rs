@@ -135,6 +135,7 @@ async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> 
     let mut config = EngineConfig::new("bench-admin-token");
     config.batch_max = batch_max;
     config.queue_capacity = 1 << 20;
+    config.rate_limit.per_sec = 0; // the load generator is one key at full speed
     let engine = Engine::start(store, crate::system_clock(), config);
     let admin = Principal::PlatformAdmin;
     let shop = engine.create_shop(&admin, "bench", Currency::CNY).await?;

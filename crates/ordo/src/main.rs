@@ -34,6 +34,9 @@ enum Cmd {
         /// Most commands per group commit; 1 turns batching off.
         #[arg(long, env = "ORDO_BATCH_MAX", default_value_t = 1024)]
         batch_max: usize,
+        /// Requests per second each API key may sustain (0 = unlimited); bursts up to 2.5× that.
+        #[arg(long, env = "ORDO_RATE_LIMIT_PER_KEY", default_value_t = 2000)]
+        rate_limit_per_key: u32,
         /// Seed a demo platform and keep a gentle stream of orders flowing.
         #[arg(long)]
         demo: bool,
@@ -77,6 +80,7 @@ async fn run(cli: Cli) -> Result<()> {
             database,
             sqlite_sync,
             batch_max,
+            rate_limit_per_key,
             demo,
         } => {
             let admin_token = match std::env::var("ORDO_ADMIN_TOKEN") {
@@ -93,6 +97,10 @@ async fn run(cli: Cli) -> Result<()> {
                 admin_token,
                 durability: durability(&sqlite_sync)?,
                 batch_max,
+                rate_limit: ordo_engine::RateLimit {
+                    per_sec: rate_limit_per_key,
+                    burst: rate_limit_per_key.saturating_mul(5) / 2,
+                },
             };
             let running = ordo::start(opts, system_clock()).await?;
             println!("ordo listening on http://{}", running.addr);

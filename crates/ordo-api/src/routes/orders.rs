@@ -146,7 +146,39 @@ pub async fn get(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -
     Ok(Json(OrderView::new(&order, &c.who)))
 }
 
-/// Runs a state-machine step with Idempotency-Key support: a replay returns the order's current state.
+/// What a POST on an order asks for.
+enum Act {
+    Step(Step),
+    ResolvePayment { accept: bool },
+}
+
+/// Runs an action on an order with Idempotency-Key support: a replay returns the order's current state.
+async fn act(
+    s: AppState,
+    c: Caller,
+    id: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    make: impl FnOnce(&[u8]) -> ApiResult<Act>,
+) -> ApiResult<Response> {
+    let id = order_id(&id)?;
+    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+    let (idem, replay) = idem::begin(&s.engine, claim).await?;
+    if replay.is_some() {
+        let order = s.engine.get_order(&c.who, c.shop, id).await?;
+        return Ok(replayed(Json(OrderView::new(&order, &c.who)).into_response()));
+    }
+    let order = match make(&body)? {
+        Act::Step(step) => s.engine.order_step(&c.who, c.shop, id, step).await?,
+        Act::ResolvePayment { accept } => s.engine.resolve_payment_exception(&c.who, c.shop, id, accept).await?,
+    };
+    idem.finish(&s.engine, 200, id.to_string()).await?;
+    Ok(Json(OrderView::new(&order, &c.who)).into_response())
+}
+
+/// A state-machine step as an [`Act`].
 async fn step(
     s: AppState,
     c: Caller,
@@ -157,17 +189,7 @@ async fn step(
     body: Bytes,
     make: impl FnOnce(&[u8]) -> ApiResult<Step>,
 ) -> ApiResult<Response> {
-    let id = order_id(&id)?;
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
-    let (idem, replay) = idem::begin(&s.engine, claim).await?;
-    if replay.is_some() {
-        let order = s.engine.get_order(&c.who, c.shop, id).await?;
-        return Ok(replayed(Json(OrderView::new(&order, &c.who)).into_response()));
-    }
-    let step = make(&body)?;
-    let order = s.engine.order_step(&c.who, c.shop, id, step).await?;
-    idem.finish(&s.engine, 200, id.to_string()).await?;
-    Ok(Json(OrderView::new(&order, &c.who)).into_response())
+    act(s, c, id, method, uri, headers, body, |b| make(b).map(Act::Step)).await
 }
 
 fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
@@ -294,24 +316,23 @@ pub async fn resolve_payment(
     State(s): State<AppState>,
     c: Caller,
     Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<OrderView>> {
-    let req: ResolvePayment = json_body(&body)?;
-    let accept = match req.action.as_str() {
-        "accept" => true,
-        "refund_and_cancel" => false,
-        _ => {
-            return Err(unprocessable(
+) -> ApiResult<Response> {
+    act(s, c, id, method, uri, headers, body, |b| {
+        let req: ResolvePayment = json_body(b)?;
+        match req.action.as_str() {
+            "accept" => Ok(Act::ResolvePayment { accept: true }),
+            "refund_and_cancel" => Ok(Act::ResolvePayment { accept: false }),
+            _ => Err(unprocessable(
                 "invalid-action",
                 "action must be accept or refund_and_cancel",
-            ));
+            )),
         }
-    };
-    let order = s
-        .engine
-        .resolve_payment_exception(&c.who, c.shop, order_id(&id)?, accept)
-        .await?;
-    Ok(Json(OrderView::new(&order, &c.who)))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{id}/payments", tag = "payments", params(("id" = String, Path)), responses((status = 200, body = [PaymentView])))]

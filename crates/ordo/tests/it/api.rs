@@ -552,3 +552,25 @@ async fn the_event_stream_delivers_new_events_as_server_sent_events() {
     }
     assert!(seen.contains("text/event-stream"));
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_limit_gets_429_until_its_bucket_refills() {
+    let app = crate::support::spawn_app_limited(ordo_engine::RateLimit { per_sec: 10, burst: 20 }).await;
+    let shop = app.shop("s").await; // spends some of the owner's burst
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(app.call(Method::GET, "/api/v1/orders", &shop.owner, None).await.status);
+    }
+    assert!(statuses.contains(&200));
+    let limited = app.call(Method::GET, "/api/v1/orders", &shop.owner, None).await;
+    assert_eq!((limited.status, problem_type(&limited.json())), (429, "rate-limited"));
+    assert_eq!(limited.headers["retry-after"], "1");
+    // Other keys and the platform admin are not affected.
+    let other = app.key(&shop.id, "viewer").await;
+    assert_eq!(app.call(Method::GET, "/api/v1/orders", &other, None).await.status, 200);
+    app.clock.advance_secs(1);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/orders", &shop.owner, None).await.status,
+        200
+    );
+}

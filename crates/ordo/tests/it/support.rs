@@ -49,6 +49,10 @@ pub fn real_now() -> Timestamp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_limited(ordo_engine::RateLimit::default()).await
+}
+
+pub async fn spawn_app_limited(rate_limit: ordo_engine::RateLimit) -> TestApp {
     let dir = scratch_dir("app");
     let clock = Arc::new(ManualClock::starting_at(real_now()));
     let opts = ordo::ServerOptions {
@@ -57,6 +61,7 @@ pub async fn spawn_app() -> TestApp {
         admin_token: ADMIN.into(),
         durability: ordo_store_sqlite::Durability::Normal,
         batch_max: 1024,
+        rate_limit,
     };
     let running = ordo::start(opts, clock.clone()).await.expect("server starts");
     TestApp {
