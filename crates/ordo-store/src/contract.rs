@@ -260,7 +260,9 @@ impl World {
 
     /// Places one order of `quantity` at `now` and returns it.
     async fn place_order(&self, now: Timestamp, quantity: i64) -> Order {
-        let done = self.run(now, vec![Command::PlaceOrder(Box::new(self.place(quantity)))]).await;
+        let done = self
+            .run(now, vec![Command::PlaceOrder(Box::new(self.place(quantity)))])
+            .await;
         placed(&done.outcomes[0], "placing an order").0
     }
 
@@ -882,7 +884,9 @@ async fn batch_replays_idempotent_and_external_orders(store: Arc<dyn Store>) {
         "the batch persisted the idempotency record"
     );
 
-    let again = w.run(T0.plus_secs(1), vec![Command::PlaceOrder(Box::new(cmd.clone()))]).await;
+    let again = w
+        .run(T0.plus_secs(1), vec![Command::PlaceOrder(Box::new(cmd.clone()))])
+        .await;
     let (replay, replayed) = placed(&again.outcomes[0], "retrying with the same Idempotency-Key");
     assert!(replayed && replay.id == order.id, "the same key returns the same order");
     assert_eq!(again.last_event, None, "a replay appends no event");
@@ -903,7 +907,9 @@ async fn batch_replays_idempotent_and_external_orders(store: Arc<dyn Store>) {
         request_hash: "hash-2".into(),
         ..claim
     });
-    let reused = w.run(T0.plus_secs(3), vec![Command::PlaceOrder(Box::new(reused))]).await;
+    let reused = w
+        .run(T0.plus_secs(3), vec![Command::PlaceOrder(Box::new(reused))])
+        .await;
     assert_eq!(reused.outcomes[0], Err(CommandError::IdempotencyKeyReused));
 
     let all = ok("list_orders", store.list_orders(w.shop, &limit(10)).await);
@@ -924,7 +930,13 @@ async fn failed_commands_change_nothing(store: Arc<dyn Store>) {
     let mut unknown = w.place(1);
     unknown.lines[0].sku = "NO-SUCH-SKU".into();
     let done = w
-        .run(T0, vec![Command::PlaceOrder(Box::new(w.place(5))), Command::PlaceOrder(Box::new(unknown))])
+        .run(
+            T0,
+            vec![
+                Command::PlaceOrder(Box::new(w.place(5))),
+                Command::PlaceOrder(Box::new(unknown)),
+            ],
+        )
         .await;
     assert!(
         matches!(done.outcomes[0], Err(CommandError::InsufficientStock { .. })),
@@ -952,7 +964,10 @@ async fn failed_commands_change_nothing(store: Arc<dyn Store>) {
     let done = w
         .run(
             T0,
-            vec![Command::PlaceOrder(Box::new(w.place(1))), Command::PlaceOrder(Box::new(w.place(1)))],
+            vec![
+                Command::PlaceOrder(Box::new(w.place(1))),
+                Command::PlaceOrder(Box::new(w.place(1))),
+            ],
         )
         .await;
     placed(&done.outcomes[0], "the first of two orders for the last unit");

@@ -25,7 +25,10 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         && let Some(id) = ws.external_refs.get(&(shop, c.channel.clone(), ext.clone()))
     {
         let order = ws.orders.get(id).cloned().ok_or(CommandError::OrderNotFound)?;
-        return Ok(Outcome::Order { order: Box::new(order), replayed: true });
+        return Ok(Outcome::Order {
+            order: Box::new(order),
+            replayed: true,
+        });
     }
     let settings = ws.shops.get(&shop).ok_or(CommandError::ShopNotFound)?.clone();
     if c.lines.is_empty() || c.lines.len() > ORDER_LINES_MAX {

@@ -311,7 +311,11 @@ pub(super) fn refund(ws: &mut WorkingSet, r: &RefundRequest, ctx: &mut Context<'
         }
         let order = scoped(ws, r.by.shop, r.order)?.clone();
         let refunds = rec.resource.split(',').filter_map(|s| s.parse().ok()).collect();
-        return Ok(Outcome::Refunds { order: Box::new(order), refunds, replayed: true });
+        return Ok(Outcome::Refunds {
+            order: Box::new(order),
+            refunds,
+            replayed: true,
+        });
     }
     let mut order = scoped(ws, r.by.shop, r.order)?.clone();
     if r.reason.trim().is_empty() {
