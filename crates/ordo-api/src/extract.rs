@@ -1,7 +1,8 @@
 //! Request plumbing: the authenticated caller, JSON bodies that reject unknown
 //! fields with a problem, and Idempotency-Key claims.
 
-use axum::extract::FromRequestParts;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use ordo_core::ShopId;
@@ -91,4 +92,26 @@ pub fn idempotency(
         key: key.to_string(),
         request_hash: hex::encode(h.finalize()),
     }))
+}
+
+/// A POST (or PUT) as every write handler needs it: the caller, its
+/// Idempotency-Key claim (hashed over method, path and body) and the raw body.
+pub struct Post {
+    pub caller: Caller,
+    pub claim: Option<IdempotencyClaim>,
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for Post {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid-body", e.body_text()))?;
+        let claim = idempotency(&parts.headers, &caller.who, &parts.method, parts.uri.path(), &body)?;
+        Ok(Post { caller, claim, body })
+    }
 }

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ordo_core::auth::Role;
 use ordo_core::{ApiKeyId, Currency, ShopId};
@@ -9,7 +9,7 @@ use ordo_core::{ApiKeyId, Currency, ShopId};
 use super::idem;
 use crate::AppState;
 use crate::dto::{CreateKey, CreateShop, GatewaySecret, KeyView, ShopView, UpdateSettings};
-use crate::extract::{Caller, idempotency, json_body};
+use crate::extract::{Caller, Post, json_body};
 use crate::problem::{ApiError, ApiResult};
 
 fn shop_id(s: &str) -> ApiResult<ShopId> {
@@ -18,15 +18,8 @@ fn shop_id(s: &str) -> ApiResult<ShopId> {
 
 #[utoipa::path(post, path = "/api/v1/shops", tag = "admin", request_body = CreateShop,
     responses((status = 201, body = ShopView), (status = 403, body = crate::problem::Problem)))]
-pub async fn create_shop(
-    State(s): State<AppState>,
-    c: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+pub async fn create_shop(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let (idem, replay) = idem::begin(&s.engine, claim).await?;
     if let Some(rec) = replay {
         let shop = s.engine.get_shop(&c.who, shop_id(&rec.resource)?).await?;
@@ -85,17 +78,9 @@ pub async fn update_settings(
 
 #[utoipa::path(post, path = "/api/v1/shops/{shop}/keys", tag = "admin", params(("shop" = String, Path)), request_body = CreateKey,
     responses((status = 201, body = KeyView, description = "The secret is in the response once")))]
-pub async fn create_key(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(shop): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
+pub async fn create_key(State(s): State<AppState>, Path(shop): Path<String>, p: Post) -> ApiResult<Response> {
     let shop = shop_id(&shop)?;
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let (idem, replay) = idem::begin(&s.engine, claim).await?;
     if let Some(rec) = replay {
         // The secret is never shown twice; the replay names the key it created.

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ordo_core::batch::StockChange;
 use ordo_core::{ProductId, WarehouseId};
@@ -13,7 +13,7 @@ use crate::dto::{
     CreateProduct, CreateWarehouse, LedgerView, Page, PatchProduct, ProductView, SkuStockView, StockAdjustment,
     StockView, WarehouseView, product_kind,
 };
-use crate::extract::{Caller, idempotency, json_body};
+use crate::extract::{Caller, Post, json_body};
 use crate::problem::{ApiError, ApiResult};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -29,15 +29,8 @@ fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
 
 #[utoipa::path(post, path = "/api/v1/products", tag = "catalog", request_body = CreateProduct,
     responses((status = 201, body = ProductView), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
-pub async fn create_product(
-    State(s): State<AppState>,
-    c: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+pub async fn create_product(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let (idem, replay) = idem::begin(&s.engine, claim).await?;
     if let Some(rec) = replay {
         let id: ProductId = rec.resource.parse().map_err(|_| ApiError::not_found())?;
@@ -121,15 +114,8 @@ pub async fn patch_product(
 }
 
 #[utoipa::path(post, path = "/api/v1/warehouses", tag = "catalog", request_body = CreateWarehouse, responses((status = 201, body = WarehouseView)))]
-pub async fn create_warehouse(
-    State(s): State<AppState>,
-    c: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+pub async fn create_warehouse(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let (idem, replay) = idem::begin(&s.engine, claim).await?;
     if let Some(rec) = replay {
         let all = s.engine.list_warehouses(&c.who, c.shop).await?;
@@ -210,16 +196,8 @@ pub async fn stock_of(State(s): State<AppState>, c: Caller, Path(sku): Path<Stri
 }
 
 #[utoipa::path(post, path = "/api/v1/stock/{sku}/adjustments", tag = "stock", params(("sku" = String, Path)), request_body = StockAdjustment, responses((status = 200, body = StockView)))]
-pub async fn adjust_stock(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(sku): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+pub async fn adjust_stock(State(s): State<AppState>, Path(sku): Path<String>, p: Post) -> ApiResult<Response> {
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let (idem, replay) = idem::begin(&s.engine, claim).await?;
     let req: StockAdjustment = json_body(&body)?;
     let warehouse: WarehouseId = req

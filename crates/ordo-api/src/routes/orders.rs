@@ -1,7 +1,6 @@
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ordo_core::OrderId;
 use ordo_core::batch::{LineRequest, Step};
@@ -16,7 +15,7 @@ use crate::dto::{
     CancelOrder, CreateOrder, CreateRefund, HoldOrder, OrderPageView, OrderView, PaymentView, RefundResult, RefundView,
     ResolvePayment, ShipOrder, address_from, buyer_from, parse_time,
 };
-use crate::extract::{Caller, idempotency, json_body};
+use crate::extract::{Caller, Post, json_body};
 use crate::problem::{ApiError, ApiResult};
 
 fn order_id(s: &str) -> ApiResult<OrderId> {
@@ -36,15 +35,8 @@ fn replayed(mut resp: Response) -> Response {
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: the same key and body return the first result")),
     responses((status = 201, body = OrderView), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem), (status = 503, body = crate::problem::Problem)))]
-pub async fn create(
-    State(s): State<AppState>,
-    c: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+pub async fn create(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let _guard = idem::hold(&s.engine, &claim)?;
     let req: CreateOrder = json_body(&body)?;
     let order = NewOrder {
@@ -153,18 +145,9 @@ enum Act {
 }
 
 /// Runs an action on an order with Idempotency-Key support: a replay returns the order's current state.
-async fn act(
-    s: AppState,
-    c: Caller,
-    id: String,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    make: impl FnOnce(&[u8]) -> ApiResult<Act>,
-) -> ApiResult<Response> {
+async fn act(s: AppState, id: String, p: Post, make: impl FnOnce(&[u8]) -> ApiResult<Act>) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let (idem, replay) = idem::begin(&s.engine, claim).await?;
     if replay.is_some() {
         let order = s.engine.get_order(&c.who, c.shop, id).await?;
@@ -179,17 +162,8 @@ async fn act(
 }
 
 /// A state-machine step as an [`Act`].
-async fn step(
-    s: AppState,
-    c: Caller,
-    id: String,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    make: impl FnOnce(&[u8]) -> ApiResult<Step>,
-) -> ApiResult<Response> {
-    act(s, c, id, method, uri, headers, body, |b| make(b).map(Act::Step)).await
+async fn step(s: AppState, id: String, p: Post, make: impl FnOnce(&[u8]) -> ApiResult<Step>) -> ApiResult<Response> {
+    act(s, id, p, |b| make(b).map(Act::Step)).await
 }
 
 fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
@@ -201,16 +175,8 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiRe
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path)), request_body = CancelOrder, responses((status = 200, body = OrderView), (status = 409, body = crate::problem::Problem)))]
-pub async fn cancel(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    step(s, c, id, method, uri, headers, body, |b| {
+pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |b| {
         let req: CancelOrder = optional_body(b)?;
         let reason = match req.reason.as_deref().unwrap_or("seller") {
             "buyer" => CancelReason::Buyer,
@@ -229,16 +195,8 @@ pub async fn cancel(
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/hold", tag = "orders", params(("id" = String, Path)), request_body = HoldOrder, responses((status = 200, body = OrderView)))]
-pub async fn hold(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    step(s, c, id, method, uri, headers, body, |b| {
+pub async fn hold(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |b| {
         Ok(Step::Hold {
             reason: json_body::<HoldOrder>(b)?.reason,
         })
@@ -247,29 +205,13 @@ pub async fn hold(
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/approve", tag = "orders", params(("id" = String, Path)), responses((status = 200, body = OrderView)))]
-pub async fn approve(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    step(s, c, id, method, uri, headers, body, |_| Ok(Step::Approve)).await
+pub async fn approve(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |_| Ok(Step::Approve)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/ship", tag = "orders", params(("id" = String, Path)), request_body = ShipOrder, responses((status = 200, body = OrderView)))]
-pub async fn ship(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    step(s, c, id, method, uri, headers, body, |b| {
+pub async fn ship(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |b| {
         let req: ShipOrder = json_body(b)?;
         if req.carrier.len() > 64 || req.tracking_number.len() > 64 {
             return Err(unprocessable(
@@ -286,42 +228,18 @@ pub async fn ship(
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/deliver", tag = "orders", params(("id" = String, Path)), responses((status = 200, body = OrderView)))]
-pub async fn deliver(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    step(s, c, id, method, uri, headers, body, |_| Ok(Step::ConfirmDelivery)).await
+pub async fn deliver(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |_| Ok(Step::ConfirmDelivery)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/complete", tag = "orders", params(("id" = String, Path)), responses((status = 200, body = OrderView)))]
-pub async fn complete(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    step(s, c, id, method, uri, headers, body, |_| Ok(Step::Complete)).await
+pub async fn complete(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |_| Ok(Step::Complete)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/payment-exception/resolve", tag = "orders", params(("id" = String, Path)), request_body = ResolvePayment, responses((status = 200, body = OrderView)))]
-pub async fn resolve_payment(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    act(s, c, id, method, uri, headers, body, |b| {
+pub async fn resolve_payment(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    act(s, id, p, |b| {
         let req: ResolvePayment = json_body(b)?;
         match req.action.as_str() {
             "accept" => Ok(Act::ResolvePayment { accept: true }),
@@ -365,17 +283,9 @@ pub async fn refunds(State(s): State<AppState>, c: Caller, Path(id): Path<String
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/refunds", tag = "payments", params(("id" = String, Path)), request_body = CreateRefund,
     responses((status = 201, body = RefundResult), (status = 422, body = crate::problem::Problem)))]
-pub async fn refund(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
+pub async fn refund(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    let claim = idempotency(&headers, &c.who, &method, uri.path(), &body)?;
+    let (c, claim, body) = (p.caller, p.claim, p.body);
     let _guard = idem::hold(&s.engine, &claim)?;
     let req: CreateRefund = json_body(&body)?;
     if req.reason.chars().count() > 500 {
