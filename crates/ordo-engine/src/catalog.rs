@@ -225,7 +225,7 @@ impl Engine {
         let shop = self.shop_of(who, shop)?;
         self.require(who, Action::WriteStock)?;
         let n = match change {
-            StockChange::Delta(n) => n.abs(),
+            StockChange::Delta(n) => i64::try_from(n.unsigned_abs()).unwrap_or(i64::MAX),
             StockChange::SetOnHand(n) if n < 0 => {
                 return Err(EngineError::invalid(
                     "quantity-out-of-range",

@@ -447,6 +447,7 @@ pub(super) fn cancel(
     if refundable > 0 {
         super::payments::refund_captured(ws, order, refundable, "order cancelled", actor, ctx)?;
     }
+    super::payments::refund_foreign_currency(ws, order, "order cancelled", actor, ctx);
     Ok(())
 }
 

@@ -401,3 +401,44 @@ pub(super) fn refund_captured(
     }
     Ok(ids)
 }
+
+/// Refunds in full every payment captured in another currency than the order's
+/// (a wrong-currency or stray payment): that money never counts toward the order,
+/// so when the order is cancelled it goes back as it came.
+pub(super) fn refund_foreign_currency(
+    ws: &mut WorkingSet,
+    order: &Order,
+    reason: &str,
+    actor: &Actor,
+    ctx: &mut Context<'_>,
+) {
+    let now = ctx.now;
+    let mut made = Vec::new();
+    for p in ws.payments.get_mut(&order.id).into_iter().flatten() {
+        let Some(currency) = p.captured_currency.filter(|c| *c != order.pricing.currency) else {
+            continue;
+        };
+        let part = p.refundable_minor();
+        if part == 0 {
+            continue;
+        }
+        p.refunded_minor += part;
+        made.push(Refund {
+            id: RefundId(ctx.ids.next_id()),
+            shop: order.shop,
+            order: order.id,
+            payment: p.id,
+            amount_minor: part,
+            currency,
+            reason: reason.to_string(),
+            actor: actor.clone(),
+            created_at: now,
+        });
+    }
+    for refund in made {
+        ws.touch_payment(order.id, refund.payment);
+        let payload = json!({ "order": order.id, "payment": refund.payment, "amount_minor": refund.amount_minor, "currency": refund.currency, "reason": reason });
+        emit(ws, order, refund.id, kinds::REFUND_CREATED, payload, actor, now);
+        ws.record_refund(refund);
+    }
+}

@@ -35,7 +35,10 @@ pub(super) fn adjust(ws: &mut WorkingSet, a: &AdjustStock, ctx: &mut Context<'_>
         .unwrap_or_else(|| StockLevel::empty(shop, key, now));
     let delta = match a.change {
         StockChange::Delta(d) => d,
-        StockChange::SetOnHand(n) => n - current.on_hand,
+        StockChange::SetOnHand(n) => n.checked_sub(current.on_hand).ok_or_else(|| CommandError::Stock {
+            sku: a.sku.clone(),
+            source: crate::inventory::StockError::TooLarge,
+        })?,
     };
     if delta == 0 {
         return Ok(Outcome::Stock(current));

@@ -331,3 +331,44 @@ async fn the_payment_timer_survives_a_restart() {
     assert_eq!(o["status"], "cancelled");
     assert_eq!(app.stock(&shop.owner, "A").await["reserved"], 0);
 }
+
+#[tokio::test]
+async fn money_in_the_wrong_currency_goes_back_as_it_came_when_the_order_is_cancelled() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    app.notify(&payment(&shop, &order, 400, "USD", "txn-usd")).await;
+    let id = order["id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/payment-exception/resolve"),
+            &shop.owner,
+            Some(json!({ "action": "refund_and_cancel" })),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "cancelled");
+    let refunds = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/refunds"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(refunds.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (refunds[0]["amount_minor"].as_i64(), refunds[0]["currency"].as_str()),
+        (Some(400), Some("USD"))
+    );
+    let payments = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/payments"), &shop.owner, None)
+        .await
+        .json();
+    let usd = payments
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["captured_currency"] == "USD")
+        .unwrap();
+    assert_eq!(usd["refunded_minor"], 400);
+}
