@@ -106,10 +106,10 @@ impl SqliteStore {
                 None => open_connection(&path, Durability::Normal)?,
             };
             let result = f(&conn);
-            if let Ok(mut p) = pool.lock() {
-                if p.len() < READERS {
-                    p.push(conn);
-                }
+            if let Ok(mut p) = pool.lock()
+                && p.len() < READERS
+            {
+                p.push(conn);
             }
             result
         })

@@ -15,6 +15,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use crate::codec::{err, from_json, parse};
 
 type R<T> = Result<T, StoreError>;
+/// id, shop, role, name, secret_hash, prefix, created_at, revoked_at
+type KeyRow = (String, String, String, String, String, String, i64, Option<i64>);
+/// seq, shop, subject, kind, payload, actor, at
+type EventRow = (i64, Option<String>, String, String, String, String, i64);
 
 /// Collects the JSON `doc` column of every row into values.
 fn docs<T: serde::de::DeserializeOwned>(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> R<Vec<T>> {
@@ -67,7 +71,7 @@ pub fn list_shops(conn: &Connection) -> R<Vec<Shop>> {
 
 const KEY_COLUMNS: &str = "id, shop, role, name, secret_hash, prefix, created_at, revoked_at";
 
-fn key_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, String, String, i64, Option<i64>)> {
+fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -348,7 +352,7 @@ pub fn get_idempotency(conn: &Connection, scope: &str, key: &str) -> R<Option<Id
 
 pub fn events_after(conn: &Connection, shop: Option<ShopId>, after: EventSeq, limit: u32) -> R<Vec<Event>> {
     const COLS: &str = "seq, shop, subject, kind, payload, actor, at";
-    let map = |r: &Row<'_>| -> rusqlite::Result<(i64, Option<String>, String, String, String, String, i64)> {
+    let map = |r: &Row<'_>| -> rusqlite::Result<EventRow> {
         Ok((
             r.get(0)?,
             r.get(1)?,

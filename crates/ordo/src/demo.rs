@@ -186,17 +186,17 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
             // Move a few older orders along: ship, deliver.
             if recent.len() > 20 {
                 let (shop_id, id) = recent.remove(0);
-                if let Ok(o) = engine.get_order(&admin, Some(shop_id), id).await {
-                    if o.status == OrderStatus::Fulfilling {
-                        let step = Step::Ship {
-                            carrier: "SF".into(),
-                            tracking_number: format!("SF{}", rng.next(1_000_000_000)),
-                        };
-                        if engine.order_step(&admin, Some(shop_id), id, step).await.is_ok() && rng.next(2) == 0 {
-                            let _ = engine
-                                .order_step(&admin, Some(shop_id), id, Step::ConfirmDelivery)
-                                .await;
-                        }
+                if let Ok(o) = engine.get_order(&admin, Some(shop_id), id).await
+                    && o.status == OrderStatus::Fulfilling
+                {
+                    let step = Step::Ship {
+                        carrier: "SF".into(),
+                        tracking_number: format!("SF{}", rng.next(1_000_000_000)),
+                    };
+                    if engine.order_step(&admin, Some(shop_id), id, step).await.is_ok() && rng.next(2) == 0 {
+                        let _ = engine
+                            .order_step(&admin, Some(shop_id), id, Step::ConfirmDelivery)
+                            .await;
                     }
                 }
             }
