@@ -26,7 +26,9 @@ macro_rules! id_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($prefix, "_{:032x}"), self.0)
+                f.write_str($prefix)?;
+                f.write_str("_")?;
+                f.write_str(&hex32(self.0))
             }
         }
 
@@ -78,6 +80,27 @@ id_type!(PaymentId, "pay", "payment");
 id_type!(RefundId, "ref", "refund");
 id_type!(ApiKeyId, "key", "API key");
 id_type!(ExceptionId, "exc", "exception");
+
+/// The 32 lowercase hex digits of `v` (ids are formatted on every write; this
+/// avoids the general formatting machinery).
+fn hex32(v: u128) -> HexDigits {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = DIGITS[((v >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HexDigits(out)
+}
+
+struct HexDigits([u8; 32]);
+
+impl std::ops::Deref for HexDigits {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only ASCII hex digits were written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
 
 /// Position in the event log; assigned by the store on commit, strictly increasing
 /// in commit order.

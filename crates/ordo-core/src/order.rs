@@ -156,8 +156,11 @@ pub fn transition(from: OrderStatus, event: OrderEvent) -> Result<OrderStatus, T
 pub struct Buyer {
     /// The shop's or channel's own id for the buyer.
     pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 
@@ -169,9 +172,12 @@ pub struct Address {
     pub country: String,
     pub province: String,
     pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
     pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postal_code: Option<String>,
 }
 
@@ -184,6 +190,7 @@ pub struct OrderLine {
     pub unit_price_minor: i64,
     pub total_minor: i64,
     /// Where the line's stock is reserved; `None` for virtual goods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warehouse: Option<WarehouseId>,
 }
 
@@ -209,21 +216,29 @@ pub struct Order {
     pub id: OrderId,
     pub shop: ShopId,
     pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     pub status: OrderStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<CancelReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_exception: Option<String>,
     pub buyer: Buyer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_address: Option<Address>,
     pub lines: Vec<OrderLine>,
     pub pricing: Pricing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment: Option<Shipment>,
     /// Money captured for this order and refunded from it, in `pricing.currency`
     /// unless a mismatched payment brought another currency (then see payments).
     pub paid_minor: i64,
     pub refunded_minor: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_due_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

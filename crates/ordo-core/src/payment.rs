@@ -70,8 +70,10 @@ pub struct Payment {
     pub shop: ShopId,
     pub order: OrderId,
     /// Gateway name, e.g. `generic`; set when a notification arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
     /// The gateway's transaction id, unique per (shop, gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<String>,
     pub status: PaymentStatus,
     /// What the order asked for.
@@ -79,9 +81,11 @@ pub struct Payment {
     pub currency: Currency,
     /// What the gateway says it captured (may differ from expected: B3).
     pub captured_minor: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captured_currency: Option<Currency>,
     pub refunded_minor: i64,
     pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<Timestamp>,
 }
 

@@ -73,7 +73,7 @@ impl Writer {
                 let mut ctx = Context { now, ids: &mut ids };
                 let outcomes = cmds.iter().map(|c| batch::apply(ws, c, &mut ctx)).collect();
                 Decided {
-                    changes: ws.take_changes(),
+                    changes: std::mem::take(ws).into_changes(),
                     outcomes,
                 }
             });

@@ -10,6 +10,7 @@ mod reads;
 mod writes;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -40,6 +41,14 @@ pub struct SqliteStore {
     writer: mpsc::SyncSender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    /// Tells the checkpointer to finish when the store is dropped.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -53,6 +62,12 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open_connection(&path, durability))
             .collect::<StoreResult<Vec<_>>>()?;
+        // Checkpoints copy the WAL back into the database file; doing them on their own
+        // thread keeps that copy off the writer's commit path.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(codec::err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        spawn_checkpointer(open_connection(&path, durability)?, stop.clone())?;
         let (tx, rx) = mpsc::sync_channel::<Job>(1024);
         std::thread::Builder::new()
             .name("ordo-sqlite-writer".into())
@@ -66,6 +81,7 @@ impl SqliteStore {
             writer: tx,
             readers: Arc::new(Mutex::new(readers)),
             path,
+            stop,
         })
     }
 
@@ -116,6 +132,23 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
     }
+}
+
+/// Checkpoints the WAL every few hundred milliseconds (PASSIVE: never blocks the
+/// writer or readers) until the store is dropped.
+fn spawn_checkpointer(conn: Connection, stop: Arc<AtomicBool>) -> StoreResult<()> {
+    std::thread::Builder::new()
+        .name("ordo-sqlite-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                if conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);").is_err() {
+                    return;
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 fn open_connection(path: &Path, durability: Durability) -> StoreResult<Connection> {

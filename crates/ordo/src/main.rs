@@ -2,6 +2,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: the write path allocates many small, short-lived values (ids, JSON);
+/// measured faster than glibc malloc here (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ordo::anyhow_like::Result;
 use ordo::{ServerOptions, open_store, system_clock};
 use ordo_store_sqlite::Durability;

@@ -165,7 +165,44 @@ impl Changes {
 }
 
 impl WorkingSet {
-    /// Drains the changes recorded so far.
+    /// The changes of a finished batch, moved out rather than copied (the hot path).
+    pub fn into_changes(mut self) -> Changes {
+        let p = std::mem::take(&mut self.pending);
+        let mut c = Changes {
+            ledger: p.ledger,
+            refunds: p.refunds,
+            notices: p.notices,
+            idempotency: p.idempotency,
+            events: p.events,
+            ..Changes::default()
+        };
+        for id in &p.dirty_orders {
+            let Some(order) = self.orders.remove(id) else { continue };
+            if p.new_orders.contains(id) {
+                c.new_orders.push(order)
+            } else {
+                c.updated_orders.push(order)
+            }
+        }
+        c.stock = p.dirty_stock.iter().filter_map(|k| self.stock.remove(k)).collect();
+        for (order, pay) in &p.dirty_payments {
+            let Some(payments) = self.payments.get_mut(order) else {
+                continue;
+            };
+            let Some(i) = payments.iter().position(|x| x.id == *pay) else {
+                continue;
+            };
+            let payment = payments.swap_remove(i);
+            if p.new_payments.contains(pay) {
+                c.new_payments.push(payment)
+            } else {
+                c.updated_payments.push(payment)
+            }
+        }
+        c
+    }
+
+    /// Drains the changes recorded so far, keeping the working set usable.
     pub fn take_changes(&mut self) -> Changes {
         let p = std::mem::take(&mut self.pending);
         let mut c = Changes {
