@@ -37,6 +37,9 @@ use crate::writer::{Submission, Writer};
 pub struct EngineConfig {
     /// Most commands one group-commit transaction carries; 1 turns batching off.
     pub batch_max: usize,
+    /// Batches in flight at once. One suits SQLite (a single writer thread); on
+    /// PostgreSQL a second overlaps one batch's commit with the next one's work.
+    pub writers: usize,
     /// Commands that may wait for the writer before new ones are refused (back-pressure).
     pub queue_capacity: usize,
     /// SHA-256 of the platform admin token.
@@ -53,6 +56,7 @@ impl EngineConfig {
     pub fn new(admin_token: &str) -> Self {
         EngineConfig {
             batch_max: 1024,
+            writers: 1,
             queue_capacity: 65_536,
             admin_token_hash: hash_secret(admin_token),
             notify_tolerance_secs: 300,
@@ -93,7 +97,10 @@ impl Engine {
             batch_max: config.batch_max.max(1),
             crash_after_commits: config.crash_after_commits,
         };
-        tokio::spawn(writer.run(rx));
+        let (writer, rx) = (Arc::new(writer), Arc::new(tokio::sync::Mutex::new(rx)));
+        for _ in 0..config.writers.max(1) {
+            tokio::spawn(writer.clone().run(rx.clone()));
+        }
         Engine {
             inner: Arc::new(Inner {
                 store,

@@ -33,10 +33,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub async fn run(self, mut rx: mpsc::Receiver<Submission>) {
-        let mut pending: Vec<Submission> = Vec::with_capacity(self.batch_max);
-        while rx.recv_many(&mut pending, self.batch_max).await > 0 {
-            let batch = std::mem::take(&mut pending);
+    /// Takes batches off the shared queue and commits them, until the queue closes.
+    /// Several writers may share one queue: each takes the next batch while the
+    /// others are committing theirs (the database's row locks order them).
+    pub async fn run(self: Arc<Self>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Submission>>>) {
+        loop {
+            let mut batch: Vec<Submission> = Vec::with_capacity(self.batch_max);
+            if rx.lock().await.recv_many(&mut batch, self.batch_max).await == 0 {
+                return;
+            }
             self.commit(batch).await;
         }
     }

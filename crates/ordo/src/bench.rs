@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// Orders per placement run.
     #[arg(long, default_value_t = 50_000)]
     pub orders: usize,
+    /// Most orders per group commit in the batched runs.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_max: usize,
     /// Concurrent submitting tasks (buyers).
     #[arg(long, default_value_t = 1000)]
     pub concurrency: usize,
@@ -68,7 +71,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let store = crate::open_store(&sqlite("a.db"), Durability::Full).await?;
     report.insert(
         "a_sqlite_placement".into(),
-        placement(store, 1024, args.orders, args.concurrency).await?,
+        placement(store, args.batch_max, args.orders, args.concurrency).await?,
     );
     let store = crate::open_store(&sqlite("d.db"), Durability::Full).await?;
     report.insert(
@@ -78,7 +81,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let store = crate::open_store(&sqlite("b.db"), Durability::Full).await?;
     report.insert(
         "b_sqlite_flash_sale".into(),
-        flash_sale(store, args.flash_attempts, args.flash_units, args.concurrency).await?,
+        flash_sale(store, args.batch_max, args.flash_attempts, args.flash_units, args.concurrency).await?,
     );
 
     if !args.skip_postgres {
@@ -87,7 +90,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 let store = crate::open_store(&url, Durability::Full).await?;
                 report.insert(
                     "a_postgres_placement".into(),
-                    placement(store, 1024, args.orders, args.concurrency).await?,
+                    placement(store, args.batch_max, args.orders, args.concurrency).await?,
                 );
                 let store = crate::open_store(&url, Durability::Full).await?;
                 report.insert(
@@ -97,7 +100,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 let store = crate::open_store(&url, Durability::Full).await?;
                 report.insert(
                     "b_postgres_flash_sale".into(),
-                    flash_sale(store, args.flash_attempts, args.flash_units, args.concurrency).await?,
+                    flash_sale(store, args.batch_max, args.flash_attempts, args.flash_units, args.concurrency).await?,
                 );
             }
             Err(e) => {
@@ -134,6 +137,7 @@ struct Fixture {
 async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> Result<Fixture> {
     let mut config = EngineConfig::new("bench-admin-token");
     config.batch_max = batch_max;
+    config.writers = std::env::var("ORDO_WRITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     config.queue_capacity = 1 << 20;
     config.rate_limit.per_sec = 0; // the load generator is one key at full speed
     let engine = Engine::start(store, crate::system_clock(), config);
@@ -263,9 +267,9 @@ async fn placement(store: DynStore, batch_max: usize, orders: usize, concurrency
 }
 
 /// Many buyers race for one SKU: exactly `units` must succeed.
-async fn flash_sale(store: DynStore, attempts: usize, units: i64, concurrency: usize) -> Result<Value> {
+async fn flash_sale(store: DynStore, batch_max: usize, attempts: usize, units: i64, concurrency: usize) -> Result<Value> {
     let backend = store.backend();
-    let f = Arc::new(fixture(store, 1024, 1, units).await?);
+    let f = Arc::new(fixture(store, batch_max, 1, units).await?);
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
