@@ -81,7 +81,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let store = crate::open_store(&sqlite("b.db"), Durability::Full).await?;
     report.insert(
         "b_sqlite_flash_sale".into(),
-        flash_sale(store, args.batch_max, args.flash_attempts, args.flash_units, args.concurrency).await?,
+        flash_sale(
+            store,
+            args.batch_max,
+            args.flash_attempts,
+            args.flash_units,
+            args.concurrency,
+        )
+        .await?,
     );
 
     if !args.skip_postgres {
@@ -100,7 +107,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 let store = crate::open_store(&url, Durability::Full).await?;
                 report.insert(
                     "b_postgres_flash_sale".into(),
-                    flash_sale(store, args.batch_max, args.flash_attempts, args.flash_units, args.concurrency).await?,
+                    flash_sale(
+                        store,
+                        args.batch_max,
+                        args.flash_attempts,
+                        args.flash_units,
+                        args.concurrency,
+                    )
+                    .await?,
                 );
             }
             Err(e) => {
@@ -137,7 +151,10 @@ struct Fixture {
 async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> Result<Fixture> {
     let mut config = EngineConfig::new("bench-admin-token");
     config.batch_max = batch_max;
-    config.writers = std::env::var("ORDO_WRITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    config.writers = std::env::var("ORDO_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     config.queue_capacity = 1 << 20;
     config.rate_limit.per_sec = 0; // the load generator is one key at full speed
     let engine = Engine::start(store, crate::system_clock(), config);
@@ -267,7 +284,13 @@ async fn placement(store: DynStore, batch_max: usize, orders: usize, concurrency
 }
 
 /// Many buyers race for one SKU: exactly `units` must succeed.
-async fn flash_sale(store: DynStore, batch_max: usize, attempts: usize, units: i64, concurrency: usize) -> Result<Value> {
+async fn flash_sale(
+    store: DynStore,
+    batch_max: usize,
+    attempts: usize,
+    units: i64,
+    concurrency: usize,
+) -> Result<Value> {
     let backend = store.backend();
     let f = Arc::new(fixture(store, batch_max, 1, units).await?);
     let next = Arc::new(AtomicU64::new(0));
