@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use ordo_core::auth::{Action, Actor, Principal, Role};
+use ordo_core::auth::{Action, Principal, Role};
 use ordo_core::catalog::{Shop, ShopSettings};
-use ordo_core::event::{NewEvent, kinds};
+use ordo_core::event::kinds;
 use ordo_core::{ApiKeyId, Currency, ShopId, Timestamp};
 use ordo_store::ApiKeyRecord;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::audit_event;
 use crate::ids::new_id;
 use crate::{Engine, EngineError, EngineResult};
 
@@ -115,14 +116,14 @@ impl Engine {
             settings: ShopSettings::new(currency),
             created_at: self.now(),
         };
-        let event = NewEvent {
-            shop: Some(shop.id),
-            subject: shop.id.to_string(),
-            kind: kinds::SHOP_CREATED,
-            payload: json!({ "name": shop.name, "currency": currency }),
-            actor: Actor::of(who),
-            at: shop.created_at,
-        };
+        let event = audit_event(
+            who,
+            shop.id,
+            shop.id.to_string(),
+            kinds::SHOP_CREATED,
+            json!({ "name": shop.name, "currency": currency }),
+            shop.created_at,
+        );
         self.inner.store.create_shop(&shop, event).await?;
         Ok(shop)
     }
@@ -148,14 +149,14 @@ impl Engine {
                 "payment_timeout_secs must be between 60 and 604800",
             ));
         }
-        let event = NewEvent {
-            shop: Some(shop),
-            subject: shop.to_string(),
-            kind: kinds::SHOP_UPDATED,
-            payload: serde_json::to_value(&settings).unwrap_or_default(),
-            actor: Actor::of(who),
-            at: self.now(),
-        };
+        let event = audit_event(
+            who,
+            shop,
+            shop.to_string(),
+            kinds::SHOP_UPDATED,
+            serde_json::to_value(&settings).unwrap_or_default(),
+            self.now(),
+        );
         self.inner.store.update_shop_settings(shop, &settings, event).await?;
         Ok(self.inner.store.get_shop(shop).await?)
     }
@@ -175,14 +176,14 @@ impl Engine {
             created_at: self.now(),
             revoked_at: None,
         };
-        let event = NewEvent {
-            shop: Some(shop),
-            subject: record.id.to_string(),
-            kind: kinds::API_KEY_CREATED,
-            payload: json!({ "role": role, "name": record.name, "prefix": record.prefix }),
-            actor: Actor::of(who),
-            at: record.created_at,
-        };
+        let event = audit_event(
+            who,
+            shop,
+            record.id.to_string(),
+            kinds::API_KEY_CREATED,
+            json!({ "role": role, "name": record.name, "prefix": record.prefix }),
+            record.created_at,
+        );
         self.inner.store.create_api_key(&record, event).await?;
         Ok(IssuedKey { record, secret })
     }
@@ -197,14 +198,7 @@ impl Engine {
         let shop = self.shop_of(who, Some(shop))?;
         self.require(who, Action::ManageKeys)?;
         let now = self.now();
-        let event = NewEvent {
-            shop: Some(shop),
-            subject: key.to_string(),
-            kind: kinds::API_KEY_REVOKED,
-            payload: json!({}),
-            actor: Actor::of(who),
-            at: now,
-        };
+        let event = audit_event(who, shop, key.to_string(), kinds::API_KEY_REVOKED, json!({}), now);
         self.inner.store.revoke_api_key(shop, key, now, event).await?;
         if let Ok(mut m) = self.inner.keys.0.write() {
             m.retain(|_, (p, _)| !matches!(p, Principal::ShopKey { key: k, .. } if *k == key));
@@ -229,14 +223,14 @@ impl Engine {
                 "a gateway secret has 16 to 512 characters",
             ));
         }
-        let event = NewEvent {
-            shop: Some(shop),
-            subject: format!("gateway:{gateway}"),
-            kind: kinds::GATEWAY_CONFIGURED,
-            payload: json!({ "gateway": gateway }),
-            actor: Actor::of(who),
-            at: self.now(),
-        };
+        let event = audit_event(
+            who,
+            shop,
+            format!("gateway:{gateway}"),
+            kinds::GATEWAY_CONFIGURED,
+            json!({ "gateway": gateway }),
+            self.now(),
+        );
         Ok(self
             .inner
             .store

@@ -1,14 +1,15 @@
 //! Products, warehouses and stock.
 
-use ordo_core::auth::{Action, Actor, Principal};
+use ordo_core::auth::{Action, Principal};
 use ordo_core::batch::{AdjustStock, Command, Outcome, StockChange};
 use ordo_core::catalog::{Product, ProductKind, Warehouse};
-use ordo_core::event::{NewEvent, kinds};
+use ordo_core::event::kinds;
 use ordo_core::inventory::{LedgerEntry, STOCK_UNITS_MAX, StockLevel};
 use ordo_core::money::AMOUNT_MINOR_MAX;
 use ordo_core::{ProductId, ShopId, WarehouseId};
 use serde_json::json;
 
+use crate::audit_event;
 use crate::ids::new_id;
 use crate::{Engine, EngineError, EngineResult};
 
@@ -47,6 +48,14 @@ pub(crate) fn check_code(field: &'static str, value: &str) -> EngineResult<()> {
         ));
     }
     Ok(())
+}
+
+/// A uniqueness conflict from the store, named for the caller.
+fn already_exists(e: ordo_store::StoreError, what: String) -> EngineError {
+    match e {
+        ordo_store::StoreError::Conflict(_) => EngineError::Conflict(what),
+        other => other.into(),
+    }
 }
 
 fn check_name(value: &str) -> EngineResult<()> {
@@ -96,24 +105,19 @@ impl Engine {
             attributes: p.attributes,
             created_at: self.now(),
         };
-        let event = NewEvent {
-            shop: Some(shop),
-            subject: product.id.to_string(),
-            kind: kinds::PRODUCT_CREATED,
-            payload: json!({ "sku": product.sku, "price_minor": product.price_minor, "kind": product.kind }),
-            actor: Actor::of(who),
-            at: product.created_at,
-        };
+        let event = audit_event(
+            who,
+            shop,
+            product.id.to_string(),
+            kinds::PRODUCT_CREATED,
+            json!({ "sku": product.sku, "price_minor": product.price_minor, "kind": product.kind }),
+            product.created_at,
+        );
         self.inner
             .store
             .create_product(&product, event)
             .await
-            .map_err(|e| match e {
-                ordo_store::StoreError::Conflict(_) => {
-                    EngineError::Conflict(format!("SKU `{}` already exists", product.sku))
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| already_exists(e, format!("SKU `{}` already exists", product.sku)))?;
         Ok(product)
     }
 
@@ -135,14 +139,14 @@ impl Engine {
         p.weight_g = patch.weight_g.unwrap_or(p.weight_g);
         p.on_sale = patch.on_sale.unwrap_or(p.on_sale);
         check_price(p.price_minor, p.weight_g)?;
-        let event = NewEvent {
-            shop: Some(shop),
-            subject: p.id.to_string(),
-            kind: kinds::PRODUCT_UPDATED,
-            payload: json!({ "sku": p.sku, "price_minor": p.price_minor, "on_sale": p.on_sale }),
-            actor: Actor::of(who),
-            at: self.now(),
-        };
+        let event = audit_event(
+            who,
+            shop,
+            p.id.to_string(),
+            kinds::PRODUCT_UPDATED,
+            json!({ "sku": p.sku, "price_minor": p.price_minor, "on_sale": p.on_sale }),
+            self.now(),
+        );
         self.inner.store.update_product(&p, event).await?;
         Ok(p)
     }
@@ -185,24 +189,19 @@ impl Engine {
             active: true,
             created_at: self.now(),
         };
-        let event = NewEvent {
-            shop: Some(shop),
-            subject: warehouse.id.to_string(),
-            kind: kinds::WAREHOUSE_CREATED,
-            payload: json!({ "code": warehouse.code, "region": warehouse.region }),
-            actor: Actor::of(who),
-            at: warehouse.created_at,
-        };
+        let event = audit_event(
+            who,
+            shop,
+            warehouse.id.to_string(),
+            kinds::WAREHOUSE_CREATED,
+            json!({ "code": warehouse.code, "region": warehouse.region }),
+            warehouse.created_at,
+        );
         self.inner
             .store
             .create_warehouse(&warehouse, event)
             .await
-            .map_err(|e| match e {
-                ordo_store::StoreError::Conflict(_) => {
-                    EngineError::Conflict(format!("warehouse `{}` already exists", warehouse.code))
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| already_exists(e, format!("warehouse `{}` already exists", warehouse.code)))?;
         Ok(warehouse)
     }
 

@@ -153,3 +153,23 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Overloaded)?
     }
 }
+
+/// The event a person's or integration's change outside the batch path appends
+/// (shops, keys, catalogue): who did what to which subject, when.
+pub(crate) fn audit_event(
+    who: &ordo_core::auth::Principal,
+    shop: ordo_core::ShopId,
+    subject: impl ToString,
+    kind: &'static str,
+    payload: serde_json::Value,
+    at: ordo_core::Timestamp,
+) -> ordo_core::event::NewEvent {
+    ordo_core::event::NewEvent {
+        shop: Some(shop),
+        subject: subject.to_string(),
+        kind,
+        payload,
+        actor: ordo_core::auth::Actor::of(who),
+        at,
+    }
+}

@@ -359,47 +359,17 @@ pub(super) fn refund_captured(
             refundable,
         });
     }
-    let now = ctx.now;
     let mut left = amount;
     let mut made = Vec::new();
-    let mut touched = Vec::new();
-    for p in ws.payments.get_mut(&order.id).expect("refundable payments exist") {
-        if left == 0 {
-            break;
-        }
-        if p.captured_currency != Some(currency) {
-            continue;
-        }
+    for p in ws.payments.get_mut(&order.id).into_iter().flatten() {
         let part = p.refundable_minor().min(left);
-        if part == 0 {
-            continue;
+        if p.captured_currency == Some(currency) && part > 0 {
+            left -= part;
+            made.push(take_refund(p, part, currency, order, reason, actor, ctx));
         }
-        p.refunded_minor += part;
-        left -= part;
-        touched.push(p.id);
-        made.push(Refund {
-            id: RefundId(ctx.ids.next_id()),
-            shop: order.shop,
-            order: order.id,
-            payment: p.id,
-            amount_minor: part,
-            currency,
-            reason: reason.to_string(),
-            actor: actor.clone(),
-            created_at: now,
-        });
     }
     order.refunded_minor += amount;
-    for pid in touched {
-        ws.touch_payment(order.id, pid);
-    }
-    let ids = made.iter().map(|r| r.id).collect();
-    for refund in made {
-        let payload = json!({ "order": order.id, "payment": refund.payment, "amount_minor": refund.amount_minor, "currency": currency, "reason": reason });
-        emit(ws, order, refund.id, kinds::REFUND_CREATED, payload, actor, now);
-        ws.record_refund(refund);
-    }
-    Ok(ids)
+    Ok(record_refunds(ws, order, made, reason, actor, ctx.now))
 }
 
 /// Refunds in full every payment captured in another currency than the order's
@@ -412,33 +382,61 @@ pub(super) fn refund_foreign_currency(
     actor: &Actor,
     ctx: &mut Context<'_>,
 ) {
-    let now = ctx.now;
     let mut made = Vec::new();
     for p in ws.payments.get_mut(&order.id).into_iter().flatten() {
-        let Some(currency) = p.captured_currency.filter(|c| *c != order.pricing.currency) else {
-            continue;
-        };
         let part = p.refundable_minor();
-        if part == 0 {
-            continue;
+        if let Some(currency) = p.captured_currency.filter(|c| *c != order.pricing.currency)
+            && part > 0
+        {
+            made.push(take_refund(p, part, currency, order, reason, actor, ctx));
         }
-        p.refunded_minor += part;
-        made.push(Refund {
-            id: RefundId(ctx.ids.next_id()),
-            shop: order.shop,
-            order: order.id,
-            payment: p.id,
-            amount_minor: part,
-            currency,
-            reason: reason.to_string(),
-            actor: actor.clone(),
-            created_at: now,
-        });
     }
+    record_refunds(ws, order, made, reason, actor, ctx.now);
+}
+
+/// Takes `part` out of a captured payment as a refund record.
+fn take_refund(
+    p: &mut Payment,
+    part: i64,
+    currency: crate::Currency,
+    order: &Order,
+    reason: &str,
+    actor: &Actor,
+    ctx: &mut Context<'_>,
+) -> Refund {
+    p.refunded_minor += part;
+    Refund {
+        id: RefundId(ctx.ids.next_id()),
+        shop: order.shop,
+        order: order.id,
+        payment: p.id,
+        amount_minor: part,
+        currency,
+        reason: reason.to_string(),
+        actor: actor.clone(),
+        created_at: ctx.now,
+    }
+}
+
+/// Marks the refunded payments changed, emits `refund.created` for each refund and
+/// records it.
+fn record_refunds(
+    ws: &mut WorkingSet,
+    order: &Order,
+    made: Vec<Refund>,
+    reason: &str,
+    actor: &Actor,
+    now: crate::Timestamp,
+) -> Vec<RefundId> {
+    let ids = made.iter().map(|r| r.id).collect();
     for refund in made {
         ws.touch_payment(order.id, refund.payment);
-        let payload = json!({ "order": order.id, "payment": refund.payment, "amount_minor": refund.amount_minor, "currency": refund.currency, "reason": reason });
+        let payload = json!({
+            "order": order.id, "payment": refund.payment, "amount_minor": refund.amount_minor,
+            "currency": refund.currency, "reason": reason,
+        });
         emit(ws, order, refund.id, kinds::REFUND_CREATED, payload, actor, now);
         ws.record_refund(refund);
     }
+    ids
 }

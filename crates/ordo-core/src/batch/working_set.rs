@@ -137,6 +137,44 @@ struct Pending {
     events: Vec<NewEvent>,
 }
 
+impl Pending {
+    /// Assembles the changes, fetching each touched row's final value with the
+    /// given functions (which either move or copy it out of the working set).
+    fn collect(
+        self,
+        mut order: impl FnMut(&OrderId) -> Option<Order>,
+        mut stock: impl FnMut(&StockKey) -> Option<StockLevel>,
+        mut payment: impl FnMut(&OrderId, PaymentId) -> Option<Payment>,
+    ) -> Changes {
+        let mut c = Changes {
+            ledger: self.ledger,
+            refunds: self.refunds,
+            notices: self.notices,
+            idempotency: self.idempotency,
+            events: self.events,
+            ..Changes::default()
+        };
+        for id in &self.dirty_orders {
+            let Some(o) = order(id) else { continue };
+            if self.new_orders.contains(id) {
+                c.new_orders.push(o)
+            } else {
+                c.updated_orders.push(o)
+            }
+        }
+        c.stock = self.dirty_stock.iter().filter_map(&mut stock).collect();
+        for (order_id, pay) in &self.dirty_payments {
+            let Some(p) = payment(order_id, *pay) else { continue };
+            if self.new_payments.contains(pay) {
+                c.new_payments.push(p)
+            } else {
+                c.updated_payments.push(p)
+            }
+        }
+        c
+    }
+}
+
 /// Everything a batch changed, ready to persist in one transaction.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -168,70 +206,25 @@ impl WorkingSet {
     /// The changes of a finished batch, moved out rather than copied (the hot path).
     pub fn into_changes(mut self) -> Changes {
         let p = std::mem::take(&mut self.pending);
-        let mut c = Changes {
-            ledger: p.ledger,
-            refunds: p.refunds,
-            notices: p.notices,
-            idempotency: p.idempotency,
-            events: p.events,
-            ..Changes::default()
-        };
-        for id in &p.dirty_orders {
-            let Some(order) = self.orders.remove(id) else { continue };
-            if p.new_orders.contains(id) {
-                c.new_orders.push(order)
-            } else {
-                c.updated_orders.push(order)
-            }
-        }
-        c.stock = p.dirty_stock.iter().filter_map(|k| self.stock.remove(k)).collect();
-        for (order, pay) in &p.dirty_payments {
-            let Some(payments) = self.payments.get_mut(order) else {
-                continue;
-            };
-            let Some(i) = payments.iter().position(|x| x.id == *pay) else {
-                continue;
-            };
-            let payment = payments.swap_remove(i);
-            if p.new_payments.contains(pay) {
-                c.new_payments.push(payment)
-            } else {
-                c.updated_payments.push(payment)
-            }
-        }
-        c
+        p.collect(
+            |id| self.orders.remove(id),
+            |k| self.stock.remove(k),
+            |order, pay| {
+                let payments = self.payments.get_mut(order)?;
+                let i = payments.iter().position(|x| x.id == pay)?;
+                Some(payments.swap_remove(i))
+            },
+        )
     }
 
     /// Drains the changes recorded so far, keeping the working set usable.
     pub fn take_changes(&mut self) -> Changes {
         let p = std::mem::take(&mut self.pending);
-        let mut c = Changes {
-            ledger: p.ledger,
-            refunds: p.refunds,
-            notices: p.notices,
-            idempotency: p.idempotency,
-            events: p.events,
-            ..Changes::default()
-        };
-        for id in &p.dirty_orders {
-            let order = self.orders[id].clone();
-            if p.new_orders.contains(id) {
-                c.new_orders.push(order)
-            } else {
-                c.updated_orders.push(order)
-            }
-        }
-        c.stock = p.dirty_stock.iter().map(|k| self.stock[k].clone()).collect();
-        for (order, pay) in &p.dirty_payments {
-            if let Some(payment) = self.payments.get(order).and_then(|ps| ps.iter().find(|x| x.id == *pay)) {
-                if p.new_payments.contains(pay) {
-                    c.new_payments.push(payment.clone())
-                } else {
-                    c.updated_payments.push(payment.clone())
-                }
-            }
-        }
-        c
+        p.collect(
+            |id| self.orders.get(id).cloned(),
+            |k| self.stock.get(k).cloned(),
+            |order, pay| self.payments.get(order)?.iter().find(|x| x.id == pay).cloned(),
+        )
     }
 
     pub(crate) fn touch_order(&mut self, id: OrderId) {
