@@ -95,6 +95,7 @@ impl Writer {
 
     fn answer(&self, committed: Committed, replies: Vec<oneshot::Sender<EngineResult<Outcome>>>) {
         Metrics::add(&self.metrics.batches_committed, 1);
+        Metrics::add(&self.metrics.batch_commands, replies.len() as u64);
         if let Some(n) = self.crash_after_commits
             && self
                 .metrics

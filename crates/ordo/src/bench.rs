@@ -229,6 +229,22 @@ fn address() -> Address {
     }
 }
 
+/// Commands per committed transaction, from the engine's own counters.
+fn mean_batch(engine: &Engine) -> f64 {
+    let text = engine.metrics_text();
+    let counter = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let batches = counter("ordo_batches_committed_total ");
+    if batches == 0.0 {
+        0.0
+    } else {
+        (counter("ordo_batch_commands_total ") / batches * 10.0).round() / 10.0
+    }
+}
+
 fn percentile(sorted_us: &[u64], p: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
@@ -277,7 +293,7 @@ async fn placement(store: DynStore, batch_max: usize, orders: usize, concurrency
     let secs = started.elapsed().as_secs_f64();
     lat.sort_unstable();
     Ok(json!({
-        "backend": backend, "batch_max": batch_max, "orders": lat.len(), "failed": failed, "concurrency": concurrency,
+        "backend": backend, "batch_max": batch_max, "mean_batch": mean_batch(&f.engine), "orders": lat.len(), "failed": failed, "concurrency": concurrency,
         "seconds": secs, "orders_per_sec": (lat.len() as f64 / secs).round(),
         "p50_ms": percentile(&lat, 0.50), "p99_ms": percentile(&lat, 0.99),
     }))

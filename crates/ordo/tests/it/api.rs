@@ -509,6 +509,8 @@ async fn health_metrics_and_openapi_are_served() {
         .unwrap();
     let text = String::from_utf8_lossy(&r.body);
     assert!(text.contains("ordo_orders_placed_total 1"), "{text}");
+    // Setup made one stock adjustment per physical SKU (2) and one order: three commands, all committed.
+    assert!(text.contains("ordo_batch_commands_total 3"), "{text}");
     let r = ordo::client::request(app.addr, Method::GET, "/api/openapi.json", &[], None)
         .await
         .unwrap();
