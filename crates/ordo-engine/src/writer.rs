@@ -49,8 +49,16 @@ impl Writer {
     async fn commit(&self, batch: Vec<Submission>) {
         let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|s| (s.command, s.reply)).unzip();
         let commands = Arc::new(commands);
+        let started = std::time::Instant::now();
         match self.run_with_retries(&commands).await {
-            Ok(committed) => self.answer(committed, replies),
+            Ok(committed) => {
+                tracing::debug!(
+                    batch.commands = commands.len(),
+                    batch.latency_us = started.elapsed().as_micros() as u64,
+                    "batch committed"
+                );
+                self.answer(committed, replies)
+            }
             // One command can make a whole transaction fail at the database (e.g. a
             // row another process inserted meanwhile); isolate it by committing
             // each command on its own.

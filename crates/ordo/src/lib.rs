@@ -39,6 +39,7 @@ pub struct ServerOptions {
     pub admin_token: String,
     pub durability: Durability,
     pub batch_max: usize,
+    pub writers: usize,
     pub rate_limit: ordo_engine::RateLimit,
 }
 
@@ -53,6 +54,7 @@ pub async fn start(opts: ServerOptions, clock: Arc<dyn Clock>) -> anyhow_like::R
     let store = open_store(&opts.database, opts.durability).await?;
     let mut config = EngineConfig::new(&opts.admin_token);
     config.batch_max = opts.batch_max;
+    config.writers = opts.writers;
     config.rate_limit = opts.rate_limit;
     // Fault injection for the crash-safety tests only.
     config.crash_after_commits = std::env::var("ORDO_FAILPOINT_CRASH_AFTER_COMMITS")

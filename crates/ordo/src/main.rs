@@ -39,6 +39,9 @@ enum Cmd {
         /// Most commands per group commit; 1 turns batching off.
         #[arg(long, env = "ORDO_BATCH_MAX", default_value_t = 1024)]
         batch_max: usize,
+        /// Group commits in flight at once (PostgreSQL can overlap them; keep 1 for SQLite).
+        #[arg(long, env = "ORDO_WRITERS", default_value_t = 1)]
+        writers: usize,
         /// Requests per second each API key may sustain (0 = unlimited); bursts up to 2.5× that.
         #[arg(long, env = "ORDO_RATE_LIMIT_PER_KEY", default_value_t = 2000)]
         rate_limit_per_key: u32,
@@ -65,9 +68,20 @@ fn durability(s: &str) -> Result<Durability> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_writer(std::io::stderr)
+    // ORDO_LOG: `info` (default), `debug` (every batch and request), or per target, e.g. `ordo_engine=debug`.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("ORDO_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| "info".parse().expect("valid filter"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr),
+        )
+        .with(filter)
         .init();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,6 +100,7 @@ async fn run(cli: Cli) -> Result<()> {
             sqlite_sync,
             batch_max,
             rate_limit_per_key,
+            writers,
             demo,
         } => {
             let admin_token = match std::env::var("ORDO_ADMIN_TOKEN") {
@@ -102,6 +117,7 @@ async fn run(cli: Cli) -> Result<()> {
                 admin_token,
                 durability: durability(&sqlite_sync)?,
                 batch_max,
+                writers,
                 rate_limit: ordo_engine::RateLimit {
                     per_sec: rate_limit_per_key,
                     burst: rate_limit_per_key.saturating_mul(5) / 2,

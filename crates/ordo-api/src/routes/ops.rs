@@ -29,8 +29,19 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
+/// Counts every request for `/metrics` and traces it (no bodies, no personal data).
 pub async fn count_requests(State(engine): State<Engine>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let resp = next.run(req).await;
-    engine.count_http(resp.status() >= StatusCode::INTERNAL_SERVER_ERROR);
+    let status = resp.status();
+    engine.count_http(status >= StatusCode::INTERNAL_SERVER_ERROR);
+    tracing::debug!(
+        http.method = %method,
+        http.path = %path,
+        http.status = status.as_u16(),
+        http.latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
     resp
 }

@@ -61,6 +61,7 @@ pub async fn spawn_app_limited(rate_limit: ordo_engine::RateLimit) -> TestApp {
         admin_token: ADMIN.into(),
         durability: ordo_store_sqlite::Durability::Normal,
         batch_max: 1024,
+        writers: 1,
         rate_limit,
     };
     let running = ordo::start(opts, clock.clone()).await.expect("server starts");
