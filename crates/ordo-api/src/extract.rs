@@ -115,3 +115,17 @@ impl FromRequest<AppState> for Post {
         Ok(Post { caller, claim, body })
     }
 }
+
+/// Query parameters; unknown or malformed ones are a 400 problem naming them.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::bad_request("invalid-query", e.body_text()))
+    }
+}

@@ -149,6 +149,15 @@ impl Engine {
                 "payment_timeout_secs must be between 60 and 604800",
             ));
         }
+        if settings
+            .review_above_minor
+            .is_some_and(|v| !(0..=ordo_core::money::AMOUNT_MINOR_MAX).contains(&v))
+        {
+            return Err(EngineError::invalid(
+                "invalid-setting",
+                "review_above_minor must be between 0 and 10^13",
+            ));
+        }
         let event = audit_event(
             who,
             shop,

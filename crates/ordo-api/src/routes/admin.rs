@@ -1,5 +1,4 @@
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -58,10 +57,10 @@ pub async fn get_shop(State(s): State<AppState>, c: Caller, Path(shop): Path<Str
 #[utoipa::path(put, path = "/api/v1/shops/{shop}/settings", tag = "admin", params(("shop" = String, Path)), request_body = UpdateSettings, responses((status = 200, body = ShopView)))]
 pub async fn update_settings(
     State(s): State<AppState>,
-    c: Caller,
     Path(shop): Path<String>,
-    body: Bytes,
+    p: Post,
 ) -> ApiResult<Json<ShopView>> {
+    let (c, body) = (p.caller, p.body);
     let shop = shop_id(&shop)?;
     let req: UpdateSettings = json_body(&body)?;
     let mut settings = s.engine.get_shop(&c.who, shop).await?.settings;
@@ -132,10 +131,10 @@ pub async fn revoke_key(
 #[utoipa::path(put, path = "/api/v1/shops/{shop}/gateways/{gateway}", tag = "admin", params(("shop" = String, Path), ("gateway" = String, Path)), request_body = GatewaySecret, responses((status = 204)))]
 pub async fn set_gateway_secret(
     State(s): State<AppState>,
-    c: Caller,
     Path((shop, gateway)): Path<(String, String)>,
-    body: Bytes,
+    p: Post,
 ) -> ApiResult<StatusCode> {
+    let (c, body) = (p.caller, p.body);
     let req: GatewaySecret = json_body(&body)?;
     s.engine
         .set_gateway_secret(&c.who, shop_id(&shop)?, &gateway, &req.secret)

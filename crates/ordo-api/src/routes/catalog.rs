@@ -1,6 +1,5 @@
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ordo_core::batch::StockChange;
@@ -13,7 +12,7 @@ use crate::dto::{
     CreateProduct, CreateWarehouse, LedgerView, Page, PatchProduct, ProductView, SkuStockView, StockAdjustment,
     StockView, WarehouseView, product_kind,
 };
-use crate::extract::{Caller, Post, json_body};
+use crate::extract::{Caller, Post, Query, json_body};
 use crate::problem::{ApiError, ApiResult};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -94,12 +93,8 @@ pub async fn get_product(State(s): State<AppState>, c: Caller, Path(id): Path<St
 }
 
 #[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "catalog", params(("id" = String, Path)), request_body = PatchProduct, responses((status = 200, body = ProductView)))]
-pub async fn patch_product(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<ProductView>> {
+pub async fn patch_product(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Json<ProductView>> {
+    let (c, body) = (p.caller, p.body);
     let id: ProductId = id.parse().map_err(|_| ApiError::not_found())?;
     let req: PatchProduct = json_body(&body)?;
     let patch = ordo_engine::ProductPatch {

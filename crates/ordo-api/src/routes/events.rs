@@ -2,7 +2,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::dto::{EventPage, EventView};
-use crate::extract::Caller;
+use crate::extract::{Caller, Query};
 use crate::problem::ApiResult;
 
 #[derive(Deserialize, utoipa::IntoParams)]

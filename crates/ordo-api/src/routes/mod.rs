@@ -64,4 +64,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/payments/{gateway}/notify", post(payments::notify))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
+        .fallback(ops::not_found)
 }

@@ -45,3 +45,8 @@ pub async fn count_requests(State(engine): State<Engine>, req: Request, next: Ne
     );
     resp
 }
+
+/// Unknown paths answer with a problem too, like every other error.
+pub async fn not_found() -> crate::problem::ApiError {
+    crate::problem::ApiError::new(StatusCode::NOT_FOUND, "no-such-route", "no such path in this API")
+}

@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ordo_core::OrderId;
@@ -15,7 +15,7 @@ use crate::dto::{
     CancelOrder, CreateOrder, CreateRefund, HoldOrder, OrderPageView, OrderView, PaymentView, RefundResult, RefundView,
     ResolvePayment, ShipOrder, address_from, buyer_from, parse_time,
 };
-use crate::extract::{Caller, Post, json_body};
+use crate::extract::{Caller, Post, Query, json_body};
 use crate::problem::{ApiError, ApiResult};
 
 fn order_id(s: &str) -> ApiResult<OrderId> {

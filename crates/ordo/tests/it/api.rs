@@ -576,3 +576,53 @@ async fn a_key_over_its_rate_limit_gets_429_until_its_bucket_refills() {
         200
     );
 }
+
+#[tokio::test]
+async fn malformed_queries_unknown_routes_and_bad_settings_are_problems_too() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let r = app
+        .call(Method::GET, "/api/v1/orders?colour=red", &shop.owner, None)
+        .await;
+    assert_eq!((r.status, problem_type(&r.json())), (400, "invalid-query"));
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    let r = app
+        .call(Method::GET, "/api/v1/orders?limit=many", &shop.owner, None)
+        .await;
+    assert_eq!((r.status, problem_type(&r.json())), (400, "invalid-query"));
+    let r = app.call(Method::GET, "/api/v1/nothing-here", &shop.owner, None).await;
+    assert_eq!((r.status, problem_type(&r.json())), (404, "no-such-route"));
+    let settings = format!("/api/v1/shops/{}/settings", shop.id);
+    for body in [
+        json!({ "payment_timeout_secs": 5 }),
+        json!({ "review_above_minor": -1 }),
+        json!({ "currency": "USD" }),
+    ] {
+        let r = app.call(Method::PUT, &settings, &shop.owner, Some(body.clone())).await;
+        assert_eq!(r.status, 422, "{body}: {:?}", r.json());
+    }
+    let huge = json!({ "secret": "x".repeat(300 * 1024) });
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/gateways/generic", shop.id),
+            &shop.owner,
+            Some(huge),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.headers["content-type"].to_str().unwrap()),
+        (413, "application/problem+json")
+    );
+    let shop_now = app
+        .call(Method::GET, &format!("/api/v1/shops/{}", shop.id), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(
+        (
+            shop_now["payment_timeout_secs"].as_i64(),
+            shop_now["review_above_minor"].clone()
+        ),
+        (Some(1800), Value::Null)
+    );
+}
