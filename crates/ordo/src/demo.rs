@@ -208,7 +208,7 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
 pub async fn pay(
     engine: &Engine,
     o: &ordo_core::order::Order,
-) -> ordo_engine::EngineResult<ordo_core::batch::PaymentResult> {
+) -> ordo_engine::EngineResult<ordo_engine::gateway::Answer> {
     let ts = engine.now().0 / 1000;
     let body = serde_json::json!({
         "shop_id": o.shop, "order_id": o.id, "transaction_id": format!("txn-{}", o.id),
@@ -216,7 +216,13 @@ pub async fn pay(
     })
     .to_string();
     let sig = ordo_engine::gateway::sign(DEMO_GATEWAY_SECRET, ts, body.as_bytes());
-    engine
-        .payment_notify("generic", &ts.to_string(), &sig, body.as_bytes())
-        .await
+    let ts = ts.to_string();
+    let inbound = ordo_engine::gateway::Inbound {
+        body: body.as_bytes(),
+        timestamp: Some(&ts),
+        signature: Some(&sig),
+        stripe_signature: None,
+        shop: None,
+    };
+    engine.payment_notify("generic", inbound).await
 }

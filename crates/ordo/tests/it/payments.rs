@@ -372,3 +372,116 @@ async fn money_in_the_wrong_currency_goes_back_as_it_came_when_the_order_is_canc
         .unwrap();
     assert_eq!(usd["refunded_minor"], 400);
 }
+
+fn stripe_event(
+    kind: &str,
+    intent: &str,
+    shop: &crate::support::Shop,
+    order: &serde_json::Value,
+    amount: i64,
+) -> String {
+    json!({
+        "id": format!("evt_{intent}"), "object": "event", "type": kind, "api_version": "2024-06-20", "livemode": false,
+        "data": { "object": {
+            "id": intent, "object": "payment_intent", "amount": amount, "amount_received": amount,
+            "currency": "cny", "status": "succeeded", "capture_method": "automatic",
+            "metadata": { "ordo_shop_id": shop.id, "ordo_order_id": order["id"] }
+        } }
+    })
+    .to_string()
+}
+
+async fn post_stripe(app: &crate::support::TestApp, body: &str, header: &str) -> ordo::client::Response {
+    let headers = [("stripe-signature", header)];
+    ordo::client::request(
+        app.addr,
+        Method::POST,
+        "/api/v1/payments/stripe/notify",
+        &headers,
+        Some(body.as_bytes().to_vec()),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_stripe_style_webhook_captures_once_and_is_verified_by_its_signature() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let secret = "whsec_test_0123456789abcdef";
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/gateways/stripe", shop.id),
+            &shop.owner,
+            Some(json!({ "secret": secret })),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let now = real_now().0 / 1000;
+
+    let failed = stripe_event("payment_intent.payment_failed", "pi_1", &shop, &order, 2799);
+    let r = post_stripe(
+        &app,
+        &failed,
+        &ordo_engine::gateway::sign_stripe(secret, now, failed.as_bytes()),
+    )
+    .await;
+    assert_eq!(r.json()["result"], "failed");
+
+    let body = stripe_event("payment_intent.succeeded", "pi_2", &shop, &order, 2799);
+    let forged = post_stripe(
+        &app,
+        &body,
+        &ordo_engine::gateway::sign_stripe("whsec_wrong_secret_value", now, body.as_bytes()),
+    )
+    .await;
+    let stale = post_stripe(
+        &app,
+        &body,
+        &ordo_engine::gateway::sign_stripe(secret, now - 3600, body.as_bytes()),
+    )
+    .await;
+    assert_eq!((forged.status, stale.status), (401, 401));
+
+    let signed = ordo_engine::gateway::sign_stripe(secret, now, body.as_bytes());
+    let first = post_stripe(&app, &body, &signed).await;
+    let again = post_stripe(&app, &body, &signed).await;
+    assert_eq!(
+        (first.json()["result"].as_str(), again.json()["result"].as_str()),
+        (Some("captured"), Some("already_processed"))
+    );
+    let id = order["id"].as_str().unwrap();
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(o["status"], "fulfilling");
+    let payments = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/payments"), &shop.owner, None)
+        .await
+        .json();
+    let captured = payments
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"] == "captured")
+        .unwrap();
+    assert_eq!(
+        (captured["gateway"].as_str(), captured["transaction_id"].as_str()),
+        (Some("stripe"), Some("pi_2"))
+    );
+
+    let other = stripe_event("customer.created", "pi_3", &shop, &order, 0);
+    let r = post_stripe(
+        &app,
+        &other,
+        &ordo_engine::gateway::sign_stripe(secret, now, other.as_bytes()),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["result"].as_str()), (200, Some("ignored")));
+}
