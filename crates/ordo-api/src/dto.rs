@@ -40,6 +40,8 @@ pub struct ShopView {
     pub name: String,
     pub currency: String,
     pub payment_timeout_secs: i64,
+    /// The buyer is reminded this long before the payment deadline; 0 = no reminder.
+    pub payment_reminder_secs: i64,
     pub review_above_minor: Option<i64>,
     pub created_at: String,
 }
@@ -51,6 +53,7 @@ impl From<&Shop> for ShopView {
             name: s.name.clone(),
             currency: s.settings.currency.to_string(),
             payment_timeout_secs: s.settings.payment_timeout_secs,
+            payment_reminder_secs: s.settings.payment_reminder_secs,
             review_above_minor: s.settings.review_above_minor,
             created_at: time(s.created_at),
         }
@@ -61,6 +64,7 @@ impl From<&Shop> for ShopView {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSettings {
     pub payment_timeout_secs: Option<i64>,
+    pub payment_reminder_secs: Option<i64>,
     /// Hold paid orders above this total for review; `null` turns the rule off.
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<i64>)]
@@ -389,6 +393,8 @@ pub struct OrderView {
     pub paid_minor: i64,
     pub refunded_minor: i64,
     pub payment_due_at: Option<String>,
+    /// When the buyer will be reminded to pay (absent once reminded or paid).
+    pub payment_reminder_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub version: i64,
@@ -461,6 +467,7 @@ impl OrderView {
             paid_minor: o.paid_minor,
             refunded_minor: o.refunded_minor,
             payment_due_at: o.payment_due_at.map(time),
+            payment_reminder_at: o.payment_reminder_at.map(time),
             created_at: time(o.created_at),
             updated_at: time(o.updated_at),
             version: o.version,

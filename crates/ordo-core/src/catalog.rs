@@ -6,6 +6,12 @@ use crate::{Currency, ProductId, ShopId, Timestamp, WarehouseId};
 
 /// Default time a buyer has to pay before the order is cancelled (B2).
 pub const PAYMENT_TIMEOUT_SECS_DEFAULT: i64 = 30 * 60;
+/// Default lead of the payment reminder before that deadline (B2).
+pub const PAYMENT_REMINDER_SECS_DEFAULT: i64 = 5 * 60;
+
+fn payment_reminder_default() -> i64 {
+    PAYMENT_REMINDER_SECS_DEFAULT
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shop {
@@ -20,6 +26,9 @@ pub struct ShopSettings {
     /// Currency every product and order of the shop is priced in.
     pub currency: Currency,
     pub payment_timeout_secs: i64,
+    /// How long before the payment deadline the buyer is reminded; 0 = never.
+    #[serde(default = "payment_reminder_default")]
+    pub payment_reminder_secs: i64,
     /// Paid orders whose total is above this are held for a person's review (A5 seam).
     #[serde(default)]
     pub review_above_minor: Option<i64>,
@@ -30,6 +39,7 @@ impl ShopSettings {
         ShopSettings {
             currency,
             payment_timeout_secs: PAYMENT_TIMEOUT_SECS_DEFAULT,
+            payment_reminder_secs: PAYMENT_REMINDER_SECS_DEFAULT,
             review_above_minor: None,
         }
     }
@@ -98,4 +108,11 @@ pub fn review(settings: &ShopSettings, total_minor: i64) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// When to remind the buyer of an order placed at `now`: the reminder lead before
+/// the deadline, if the shop wants one and it falls after placement.
+pub fn payment_reminder_at(settings: &ShopSettings, now: Timestamp) -> Option<Timestamp> {
+    let lead = settings.payment_reminder_secs;
+    (lead > 0 && lead < settings.payment_timeout_secs).then(|| now.plus_secs(settings.payment_timeout_secs - lead))
 }

@@ -51,6 +51,7 @@ pub mod kinds {
     pub const ORDER_COMPLETED: &str = "order.completed";
     pub const ORDER_CANCELLED: &str = "order.cancelled";
     pub const ORDER_PAYMENT_EXCEPTION: &str = "order.payment_exception";
+    pub const ORDER_PAYMENT_REMINDER: &str = "order.payment_reminder";
     pub const PAYMENT_CAPTURED: &str = "payment.captured";
     pub const PAYMENT_FAILED: &str = "payment.failed";
     pub const PAYMENT_EXPIRED: &str = "payment.expired";

@@ -240,6 +240,9 @@ pub struct Order {
     pub refunded_minor: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_due_at: Option<Timestamp>,
+    /// When the buyer is reminded to pay; cleared once reminded or no longer unpaid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_reminder_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Bumped on every change; optimistic concurrency for later edits (A8).
@@ -256,6 +259,7 @@ impl Order {
         }
         if to != OrderStatus::PendingPayment {
             self.payment_due_at = None;
+            self.payment_reminder_at = None;
         }
         self.updated_at = now;
         self.version += 1;

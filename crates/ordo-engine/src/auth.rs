@@ -149,6 +149,12 @@ impl Engine {
                 "payment_timeout_secs must be between 60 and 604800",
             ));
         }
+        if !(0..settings.payment_timeout_secs).contains(&settings.payment_reminder_secs) {
+            return Err(EngineError::invalid(
+                "invalid-setting",
+                "payment_reminder_secs must be at least 0 and less than payment_timeout_secs",
+            ));
+        }
         if settings
             .review_above_minor
             .is_some_and(|v| !(0..=ordo_core::money::AMOUNT_MINOR_MAX).contains(&v))

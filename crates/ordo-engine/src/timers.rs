@@ -36,6 +36,27 @@ impl Engine {
         Ok(expired)
     }
 
+    /// Fires every payment reminder that is due; returns how many were sent.
+    pub async fn run_due_reminders(&self) -> EngineResult<usize> {
+        let mut sent = 0;
+        loop {
+            let due = self.inner.store.due_reminders(self.now(), DUE_PER_ROUND).await?;
+            let round = due.len();
+            let waits: Vec<_> = due
+                .into_iter()
+                .map(|(shop, order)| self.submit(Command::RemindUnpaid { shop, order }))
+                .collect();
+            sent += futures_util::future::join_all(waits)
+                .await
+                .into_iter()
+                .filter(|r| matches!(r, Ok(Outcome::Order { .. })))
+                .count();
+            if round < DUE_PER_ROUND as usize {
+                return Ok(sent);
+            }
+        }
+    }
+
     /// Runs the timers every `every` until the engine is dropped.
     pub fn spawn_timer_worker(&self, every: Duration) {
         let engine = self.clone();
@@ -43,6 +64,9 @@ impl Engine {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                if let Err(e) = engine.run_due_reminders().await {
+                    tracing::warn!(error = %e, "payment reminder round failed");
+                }
                 if let Err(e) = engine.run_due_timers().await {
                     tracing::warn!(error = %e, "payment timeout round failed");
                 }

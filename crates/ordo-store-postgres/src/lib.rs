@@ -228,6 +228,9 @@ impl Store for PgStore {
         orders::refunds(&self.client().await?, shop, order).await
     }
 
+    async fn due_reminders(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
+        orders::due_reminders(&self.client().await?, now, limit).await
+    }
     async fn due_unpaid(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
         orders::due_unpaid(&self.client().await?, now, limit).await
     }

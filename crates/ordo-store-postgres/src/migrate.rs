@@ -11,7 +11,14 @@ use crate::error::db;
 const MIGRATION_LOCK: i64 = 0x6f72_646f_6d69_6772;
 
 /// (version, name, SQL), in the order they apply.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "payment_reminder",
+        include_str!("../migrations/0002_payment_reminder.sql"),
+    ),
+];
 
 pub(crate) async fn run(client: &mut Client) -> StoreResult<()> {
     let tx = client.transaction().await.map_err(db)?;

@@ -79,14 +79,33 @@ pub(crate) async fn refunds(client: &Client, shop: ShopId, order: OrderId) -> St
 
 /// Unpaid orders past their deadline, across every shop, oldest deadline first.
 pub(crate) async fn due_unpaid(client: &Client, now: Timestamp, max: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT shop, id FROM orders
-             WHERE payment_due_at <= $1 AND status = 'pending_payment'
-             ORDER BY payment_due_at, id LIMIT $2",
-        )
-        .await
-        .map_err(db)?;
+    due_orders(
+        client,
+        "SELECT shop, id FROM orders
+         WHERE payment_due_at <= $1 AND status = 'pending_payment'
+         ORDER BY payment_due_at, id LIMIT $2",
+        now,
+        max,
+    )
+    .await
+}
+
+/// Unpaid orders whose payment reminder is due, earliest first.
+pub(crate) async fn due_reminders(client: &Client, now: Timestamp, max: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
+    due_orders(
+        client,
+        "SELECT shop, id FROM orders
+         WHERE payment_reminder_at <= $1 AND status = 'pending_payment'
+         ORDER BY payment_reminder_at, id LIMIT $2",
+        now,
+        max,
+    )
+    .await
+}
+
+/// (shop, order) pairs a timer query returns.
+async fn due_orders(client: &Client, sql: &str, now: Timestamp, max: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
+    let stmt = client.prepare_cached(sql).await.map_err(db)?;
     let rows = client.query(&stmt, &[&now.millis(), &limit(max)]).await.map_err(db)?;
     rows.iter()
         .map(|r| Ok((parsed(r, "shop")?, parsed(r, "id")?)))

@@ -189,8 +189,8 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
 fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
     let mut ins_order = conn
         .prepare_cached(
-            "INSERT INTO orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(err)?;
     for o in &c.new_orders {
@@ -203,12 +203,15 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
                 o.external_id,
                 o.created_at.0,
                 o.payment_due_at.map(|t| t.0),
-                to_json(o)?
+                to_json(o)?,
+                o.payment_reminder_at.map(|t| t.0)
             ])
             .map_err(err)?;
     }
     let mut upd_order = conn
-        .prepare_cached("UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4 WHERE id = ?1")
+        .prepare_cached(
+            "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
+        )
         .map_err(err)?;
     for o in &c.updated_orders {
         upd_order
@@ -216,7 +219,8 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
                 o.id.to_string(),
                 o.status.as_str(),
                 o.payment_due_at.map(|t| t.0),
-                to_json(o)?
+                to_json(o)?,
+                o.payment_reminder_at.map(|t| t.0)
             ])
             .map_err(err)?;
     }

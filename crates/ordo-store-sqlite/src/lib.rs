@@ -24,7 +24,10 @@ use ordo_core::{ApiKeyId, EventSeq, OrderId, ProductId, ShopId, Timestamp, Wareh
 use ordo_store::{ApiKeyRecord, Committed, Decide, OrderFilter, StockTotals, Store, StoreError, StoreResult};
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_payment_reminder.sql")),
+];
 const READERS: usize = 4;
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
@@ -298,6 +301,9 @@ impl Store for SqliteStore {
     }
     async fn due_unpaid(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
         self.read(move |c| reads::due_unpaid(c, now, limit)).await
+    }
+    async fn due_reminders(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>> {
+        self.read(move |c| reads::due_reminders(c, now, limit)).await
     }
 
     async fn get_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {

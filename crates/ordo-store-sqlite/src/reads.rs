@@ -313,12 +313,28 @@ pub fn refunds_of(conn: &Connection, shop: ShopId, order: OrderId) -> R<Vec<Refu
 }
 
 pub fn due_unpaid(conn: &Connection, now: Timestamp, limit: u32) -> R<Vec<(ShopId, OrderId)>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT shop, id FROM orders WHERE payment_due_at IS NOT NULL AND payment_due_at <= ?1 \
-             AND status = 'pending_payment' ORDER BY payment_due_at LIMIT ?2",
-        )
-        .map_err(err)?;
+    due_orders(
+        conn,
+        "SELECT shop, id FROM orders WHERE payment_due_at IS NOT NULL AND payment_due_at <= ?1 \
+         AND status = 'pending_payment' ORDER BY payment_due_at LIMIT ?2",
+        now,
+        limit,
+    )
+}
+
+pub fn due_reminders(conn: &Connection, now: Timestamp, limit: u32) -> R<Vec<(ShopId, OrderId)>> {
+    due_orders(
+        conn,
+        "SELECT shop, id FROM orders WHERE payment_reminder_at IS NOT NULL AND payment_reminder_at <= ?1 \
+         AND status = 'pending_payment' ORDER BY payment_reminder_at LIMIT ?2",
+        now,
+        limit,
+    )
+}
+
+/// (shop, order) pairs a timer query returns.
+fn due_orders(conn: &Connection, sql: &str, now: Timestamp, limit: u32) -> R<Vec<(ShopId, OrderId)>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(err)?;
     let rows = stmt
         .query_map(params![now.0, limit], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))

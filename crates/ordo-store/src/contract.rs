@@ -68,6 +68,9 @@ pub const CHECKS: &[(&str, Check)] = &[
         Box::pin(payment_notice_is_processed_once(s))
     }),
     ("shop_scoping", |s| Box::pin(shop_scoping(s))),
+    ("due_reminders_fire_once_for_unpaid_orders", |s| {
+        Box::pin(due_reminders_fire_once_for_unpaid_orders(s))
+    }),
     ("due_unpaid_oldest_deadline_first", |s| {
         Box::pin(due_unpaid_oldest_deadline_first(s))
     }),
@@ -1137,6 +1140,62 @@ async fn shop_scoping(store: Arc<dyn Store>) {
             ledger_on_hand: 5,
             ledger_reserved: 1
         }
+    );
+}
+
+async fn due_reminders_fire_once_for_unpaid_orders(store: Arc<dyn Store>) {
+    let mut settings = cny();
+    settings.payment_timeout_secs = 600;
+    settings.payment_reminder_secs = 120;
+    let w = World::new(&store, settings, 10).await;
+    // Long before every other check's orders, so only this check's are due then.
+    let base = Timestamp(1_100_000_000);
+    let unpaid = w.place_order(base, 1).await;
+    let paid = w.place_order(base.plus_secs(1), 1).await;
+    w.pay(base.plus_secs(2), &paid).await;
+    assert_eq!(
+        unpaid.payment_reminder_at,
+        Some(base.plus_secs(480)),
+        "reminded 120 s before the deadline"
+    );
+
+    let due = |now: Timestamp| {
+        let store = Arc::clone(&store);
+        let shop = w.shop;
+        async move {
+            let all = ok("due_reminders", store.due_reminders(now, 10_000).await);
+            all.into_iter()
+                .filter(|(s, _)| *s == shop)
+                .map(|(_, id)| id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        due(base.plus_secs(479)).await.is_empty(),
+        "nothing is due before its reminder time"
+    );
+    assert_eq!(
+        due(base.plus_secs(481)).await,
+        vec![unpaid.id],
+        "paid orders are never reminded"
+    );
+    let done = w
+        .run(
+            base.plus_secs(481),
+            vec![Command::RemindUnpaid {
+                shop: w.shop,
+                order: unpaid.id,
+            }],
+        )
+        .await;
+    let (reminded, _) = placed(&done.outcomes[0], "reminding an unpaid order");
+    assert_eq!(reminded.payment_reminder_at, None);
+    assert!(due(base.plus_secs(500)).await.is_empty(), "a reminder fires once");
+    let stored = ok("get_order", store.get_order(w.shop, unpaid.id).await);
+    assert_eq!(
+        (stored.payment_reminder_at, stored.version),
+        (None, reminded.version),
+        "the reminder was persisted"
     );
 }
 

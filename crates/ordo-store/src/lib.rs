@@ -134,6 +134,8 @@ pub trait Store: Send + Sync + 'static {
     async fn refunds_of(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<Refund>>;
     /// Unpaid orders whose payment deadline is at or before `now`, oldest first.
     async fn due_unpaid(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>>;
+    /// Unpaid orders whose payment reminder is at or before `now`, earliest first.
+    async fn due_reminders(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(ShopId, OrderId)>>;
 
     // Idempotency for requests outside the batch path.
     async fn get_idempotency(&self, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;

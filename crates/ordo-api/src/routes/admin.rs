@@ -64,6 +64,9 @@ pub async fn update_settings(
     let shop = shop_id(&shop)?;
     let req: UpdateSettings = json_body(&body)?;
     let mut settings = s.engine.get_shop(&c.who, shop).await?.settings;
+    if let Some(r) = req.payment_reminder_secs {
+        settings.payment_reminder_secs = r;
+    }
     if let Some(t) = req.payment_timeout_secs {
         settings.payment_timeout_secs = t;
     }

@@ -103,6 +103,11 @@ pub enum Command {
         shop: ShopId,
         order: OrderId,
     },
+    /// Fired by the reminder timer; a no-op when the order was paid or reminded.
+    RemindUnpaid {
+        shop: ShopId,
+        order: OrderId,
+    },
     AdjustStock(AdjustStock),
 }
 

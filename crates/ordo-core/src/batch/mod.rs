@@ -39,6 +39,7 @@ pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Resul
         }
         Command::Transition { order, step, by } => orders::step(ws, by, *order, step, ctx),
         Command::ExpireUnpaid { shop, order } => orders::expire_unpaid(ws, *shop, *order, ctx),
+        Command::RemindUnpaid { shop, order } => orders::remind_unpaid(ws, *shop, *order, ctx),
         Command::AdjustStock(a) => stock::adjust(ws, a, ctx),
     }
 }

@@ -139,6 +139,7 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         paid_minor: 0,
         refunded_minor: 0,
         payment_due_at: Some(now.plus_secs(settings.payment_timeout_secs)),
+        payment_reminder_at: crate::catalog::payment_reminder_at(&settings, now),
         created_at: now,
         updated_at: now,
         version: 1,
@@ -474,6 +475,44 @@ pub(super) fn expire_unpaid(
         &Actor::system("payment-timeout"),
         ctx,
     )?;
+    store_order(ws, order.clone());
+    Ok(Outcome::Order {
+        order: Box::new(order),
+        replayed: false,
+    })
+}
+
+/// The reminder timer's command: tells the buyer (through the event feed and the
+/// notifications built on it) that payment is still due, once.
+pub(super) fn remind_unpaid(
+    ws: &mut WorkingSet,
+    shop: ShopId,
+    id: OrderId,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let Ok(order) = scoped(ws, shop, id) else {
+        return Ok(Outcome::Skipped);
+    };
+    let due = order.status == OrderStatus::PendingPayment && order.payment_reminder_at.is_some_and(|r| r <= ctx.now);
+    if !due {
+        return Ok(Outcome::Skipped);
+    }
+    let mut order = order.clone();
+    order.payment_reminder_at = None;
+    order.updated_at = ctx.now;
+    order.version += 1;
+    let payload = json!({
+        "payment_due_at": order.payment_due_at, "total_minor": order.pricing.total_minor,
+        "currency": order.pricing.currency,
+    });
+    emit_order(
+        ws,
+        &order,
+        kinds::ORDER_PAYMENT_REMINDER,
+        payload,
+        &Actor::system("payment-reminder"),
+        ctx.now,
+    );
     store_order(ws, order.clone());
     Ok(Outcome::Order {
         order: Box::new(order),

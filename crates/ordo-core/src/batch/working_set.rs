@@ -90,7 +90,7 @@ impl LoadRequest {
                 self.orders.insert(*order);
                 &None
             }
-            Command::ExpireUnpaid { shop, order } => {
+            Command::ExpireUnpaid { shop, order } | Command::RemindUnpaid { shop, order } => {
                 self.shops.insert(*shop);
                 self.orders.insert(*order);
                 &None

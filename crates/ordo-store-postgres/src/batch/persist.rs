@@ -66,13 +66,17 @@ async fn insert_orders(tx: &Transaction<'_>, orders: &[Order]) -> StoreResult<()
     let external_ids: Vec<Option<&str>> = orders.iter().map(|o| o.external_id.as_deref()).collect();
     let created: Vec<i64> = orders.iter().map(|o| o.created_at.millis()).collect();
     let due: Vec<Option<i64>> = orders.iter().map(|o| o.payment_due_at.map(|t| t.millis())).collect();
+    let remind: Vec<Option<i64>> = orders
+        .iter()
+        .map(|o| o.payment_reminder_at.map(|t| t.millis()))
+        .collect();
     let docs = docs(orders)?;
     execute(
         tx,
-        "INSERT INTO orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc)
+        "INSERT INTO orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[],
-                              $8::text[])",
-        &[&ids, &shops, &statuses, &channels, &external_ids, &created, &due, &docs],
+                              $8::text[], $9::int8[])",
+        &[&ids, &shops, &statuses, &channels, &external_ids, &created, &due, &docs, &remind],
     )
     .await?;
     Ok(())
@@ -85,13 +89,19 @@ async fn update_orders(tx: &Transaction<'_>, orders: &[Order]) -> StoreResult<()
     let ids: Vec<String> = orders.iter().map(|o| o.id.to_string()).collect();
     let statuses: Vec<&str> = orders.iter().map(|o| o.status.as_str()).collect();
     let due: Vec<Option<i64>> = orders.iter().map(|o| o.payment_due_at.map(|t| t.millis())).collect();
+    let remind: Vec<Option<i64>> = orders
+        .iter()
+        .map(|o| o.payment_reminder_at.map(|t| t.millis()))
+        .collect();
     let docs = docs(orders)?;
     let updated = execute(
         tx,
-        "UPDATE orders SET status = u.status, payment_due_at = u.payment_due_at, doc = u.doc
-         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[]) AS u(id, status, payment_due_at, doc)
+        "UPDATE orders SET status = u.status, payment_due_at = u.payment_due_at, doc = u.doc,
+                payment_reminder_at = u.payment_reminder_at
+         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[])
+              AS u(id, status, payment_due_at, doc, payment_reminder_at)
          WHERE orders.id = u.id",
-        &[&ids, &statuses, &due, &docs],
+        &[&ids, &statuses, &due, &docs, &remind],
     )
     .await?;
     expect_rows("orders", orders.len(), updated)

@@ -485,3 +485,77 @@ async fn a_stripe_style_webhook_captures_once_and_is_verified_by_its_signature()
     .await;
     assert_eq!((r.status, r.json()["result"].as_str()), (200, Some("ignored")));
 }
+
+#[tokio::test]
+async fn the_buyer_is_reminded_once_before_the_payment_deadline() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let settings = json!({ "payment_timeout_secs": 900, "payment_reminder_secs": 300 });
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(settings),
+        )
+        .await;
+    assert_eq!(r.json()["payment_reminder_secs"], 300);
+    let unpaid = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let paid = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    assert!(unpaid["payment_reminder_at"].is_string());
+    app.pay(&shop, &paid).await;
+
+    app.clock.advance_secs(599);
+    assert_eq!(app.engine.run_due_reminders().await.unwrap(), 0);
+    app.clock.advance_secs(2);
+    assert_eq!(
+        app.engine.run_due_reminders().await.unwrap(),
+        1,
+        "only the unpaid order is reminded"
+    );
+    assert_eq!(app.engine.run_due_reminders().await.unwrap(), 0, "and only once");
+    let id = unpaid["id"].as_str().unwrap();
+    let events = app
+        .call(Method::GET, "/api/v1/events?limit=1000", &shop.owner, None)
+        .await
+        .json();
+    let reminders: Vec<_> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "order.payment_reminder")
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0]["subject"], json!(id));
+    // The reminder names the deadline: 15 minutes after placement, 5 after the reminder.
+    let due_ms = reminders[0]["payload"]["payment_due_at"]
+        .as_i64()
+        .expect("deadline in the payload");
+    assert_eq!(due_ms - crate::support::parse_ms(&unpaid["created_at"]), 900_000);
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(
+        (o["status"].as_str(), o["payment_reminder_at"].is_null()),
+        (Some("pending_payment"), true)
+    );
+
+    app.clock.advance_secs(300);
+    assert_eq!(app.engine.run_due_timers().await.unwrap(), 1);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(json!({ "payment_reminder_secs": 900 })),
+        )
+        .await;
+    assert_eq!(r.status, 422, "a reminder must come before the deadline");
+}

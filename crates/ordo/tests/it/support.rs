@@ -243,3 +243,10 @@ pub fn order_body(lines: Value) -> Value {
         "shipping_minor": 800
     })
 }
+
+/// Unix milliseconds of an RFC 3339 time as the API renders it.
+pub fn parse_ms(v: &Value) -> i64 {
+    ordo_api::dto::parse_time(v.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .0
+}
