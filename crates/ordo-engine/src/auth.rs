@@ -232,10 +232,10 @@ impl Engine {
         let shop = self.shop_of(who, Some(shop))?;
         self.require(who, Action::ManageSettings)?;
         crate::gateway::check_gateway_name(gateway)?;
-        if secret.len() < 16 || secret.len() > 512 {
+        if secret.len() < 16 || secret.len() > 4096 {
             return Err(EngineError::invalid(
                 "invalid-secret",
-                "a gateway secret has 16 to 512 characters",
+                "a gateway secret or public key has 16 to 4096 characters",
             ));
         }
         let event = audit_event(

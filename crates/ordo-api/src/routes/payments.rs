@@ -2,7 +2,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use ordo_engine::gateway::{Answer, Inbound};
+use axum::response::{IntoResponse, Response};
+use ordo_engine::gateway::{ALIPAY, Answer, Inbound};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -20,20 +21,21 @@ pub struct NotifyParams {
 /// Gateways retry until they get a 2xx, so a duplicate answers 200 too.
 #[utoipa::path(post, path = "/api/v1/payments/{gateway}/notify", tag = "payments",
     params(
-        ("gateway" = String, Path, description = "`stripe`, or any name for the generic format"),
+        ("gateway" = String, Path, description = "`stripe`, `alipay`, or any other name for the generic format"),
         NotifyParams,
         ("Ordo-Timestamp" = Option<String>, Header, description = "generic format: Unix seconds"),
         ("Ordo-Signature" = Option<String>, Header, description = "generic format: hex HMAC-SHA256 of `{timestamp}.{body}`"),
         ("Stripe-Signature" = Option<String>, Header, description = "stripe: `t=…,v1=…`"),
     ),
-    responses((status = 200, body = NotifyResult), (status = 401, body = crate::problem::Problem)))]
+    responses((status = 200, body = NotifyResult, description = "JSON; `alipay` gets the plain text `success` it expects"),
+        (status = 401, body = crate::problem::Problem)))]
 pub async fn notify(
     State(s): State<AppState>,
     Path(gateway): Path<String>,
     Query(q): Query<NotifyParams>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<NotifyResult>> {
+) -> ApiResult<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let shop = q
         .shop
@@ -48,7 +50,11 @@ pub async fn notify(
         stripe_signature: header("stripe-signature"),
         shop,
     };
-    let result = match s.engine.payment_notify(&gateway, inbound).await? {
+    let answer = s.engine.payment_notify(&gateway, inbound).await?;
+    if gateway == ALIPAY {
+        return Ok("success".into_response());
+    }
+    let result = match answer {
         Answer::Ignored => "ignored".to_string(),
         Answer::Applied(result) => serde_json::to_value(result)
             .ok()
@@ -59,5 +65,5 @@ pub async fn notify(
             })
             .unwrap_or_default(),
     };
-    Ok(Json(NotifyResult { result }))
+    Ok(Json(NotifyResult { result }).into_response())
 }

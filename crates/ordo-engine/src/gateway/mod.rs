@@ -5,7 +5,9 @@
 //! - `generic`-format gateways (any name but the reserved ones): HMAC-SHA256 of
 //!   `"{timestamp}.{raw body}"`, headers `Ordo-Timestamp` and `Ordo-Signature`.
 //! - `stripe`: Stripe-style `Stripe-Signature: t=…,v1=…` over `"{t}.{raw body}"`.
+//! - `alipay`: Alipay-style form post signed with RSA2 (SHA256withRSA), answered `success`.
 
+mod alipay;
 mod generic;
 mod stripe;
 
@@ -16,6 +18,7 @@ use ordo_core::money::AMOUNT_MINOR_MAX;
 use ordo_core::payment::PaymentNotice;
 use sha2::Sha256;
 
+pub use alipay::{signing_string as alipay_signing_string, yuan_to_fen};
 pub use generic::{GenericNotice, NoticeStatus};
 pub use stripe::sign_stripe;
 
@@ -23,6 +26,7 @@ use crate::{Engine, EngineError, EngineResult};
 
 /// Gateway names with a protocol of their own.
 pub const STRIPE: &str = "stripe";
+pub const ALIPAY: &str = "alipay";
 
 /// What a notification request carries, as the HTTP edge received it.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +106,7 @@ impl Engine {
         check_gateway_name(gateway)?;
         let notice = match gateway {
             STRIPE => stripe::verify(self, inbound).await?,
+            ALIPAY => alipay::verify(self, inbound).await?,
             _ => Some(generic::verify(self, gateway, inbound).await?),
         };
         let Some(notice) = notice else {

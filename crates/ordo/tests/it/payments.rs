@@ -559,3 +559,119 @@ async fn the_buyer_is_reminded_once_before_the_payment_deadline() {
         .await;
     assert_eq!(r.status, 422, "a reminder must come before the deadline");
 }
+
+/// Plays Alipay: signs the form parameters with its private key as RSA2.
+fn alipay_form(key: &rsa::RsaPrivateKey, params: &[(&str, String)]) -> String {
+    use base64::Engine as _;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let owned: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let message = ordo_engine::gateway::alipay_signing_string(&owned);
+    let signer = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(key.clone());
+    let sign = base64::engine::general_purpose::STANDARD.encode(signer.sign(message.as_bytes()).to_bytes());
+    let mut form = url_form(params);
+    form.push_str(&format!("&sign_type=RSA2&sign={}", url_encode(&sign)));
+    form
+}
+
+fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn url_form(params: &[(&str, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn an_alipay_style_notification_is_verified_with_rsa2_and_answered_success() {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("key");
+    let public_pem = key.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/gateways/alipay", shop.id),
+            &shop.owner,
+            Some(json!({ "secret": public_pem })),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.json());
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap().to_string();
+    let params = |amount: &str| {
+        vec![
+            ("notify_time", "2026-11-22 10:00:00".to_string()),
+            ("notify_type", "trade_status_sync".to_string()),
+            ("notify_id", "ac05099524730693a8b330c5ecf72da9786".to_string()),
+            ("app_id", "2021000000000000".to_string()),
+            ("charset", "utf-8".to_string()),
+            ("version", "1.0".to_string()),
+            ("trade_no", "2026112222001400000000000001".to_string()),
+            ("out_trade_no", id.clone()),
+            ("trade_status", "TRADE_SUCCESS".to_string()),
+            ("total_amount", amount.to_string()),
+            ("subject", "商品 A × 1".to_string()),
+            ("buyer_logon_id", "159****5620".to_string()),
+        ]
+    };
+    let path = format!("/api/v1/payments/alipay/notify?shop={}", shop.id);
+    let post = |form: String| {
+        let path = path.clone();
+        async move {
+            let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
+            ordo::client::request(app.addr, Method::POST, &path, &headers, Some(form.into_bytes()))
+                .await
+                .unwrap()
+        }
+    };
+    // A tampered amount no longer matches the signature.
+    let mut tampered = alipay_form(&key, &params("27.99"));
+    tampered = tampered.replace("total_amount=27.99", "total_amount=0.01");
+    assert_eq!(post(tampered).await.status, 401);
+    let other_key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    assert_eq!(post(alipay_form(&other_key, &params("27.99"))).await.status, 401);
+
+    let form = alipay_form(&key, &params("27.99"));
+    let first = post(form.clone()).await;
+    assert_eq!((first.status, &first.body[..]), (200, &b"success"[..]));
+    let again = post(form).await;
+    assert_eq!(
+        (again.status, &again.body[..]),
+        (200, &b"success"[..]),
+        "a retried notification is answered the same"
+    );
+    let o = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(
+        (o["status"].as_str(), o["paid_minor"].as_i64()),
+        (Some("fulfilling"), Some(2799))
+    );
+    let payments = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/payments"), &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(
+        payments
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["status"] == "captured")
+            .count(),
+        1
+    );
+}
