@@ -43,7 +43,47 @@ pub struct ShopView {
     /// The buyer is reminded this long before the payment deadline; 0 = no reminder.
     pub payment_reminder_secs: i64,
     pub review_above_minor: Option<i64>,
+    pub review: ReviewRulesDto,
     pub created_at: String,
+}
+
+/// Rules that hold a paid order for a person; every match adds its reason.
+#[derive(Deserialize, Serialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRulesDto {
+    /// Hold orders whose buyer wrote a note.
+    #[serde(default)]
+    pub hold_when_note: bool,
+    #[serde(default)]
+    pub blocked_buyers: Vec<String>,
+    /// Matched against the buyer's and the recipient's phone.
+    #[serde(default)]
+    pub blocked_phones: Vec<String>,
+    /// Case-insensitive words that flag an address.
+    #[serde(default)]
+    pub flagged_address_words: Vec<String>,
+}
+
+impl From<&ordo_core::catalog::ReviewRules> for ReviewRulesDto {
+    fn from(r: &ordo_core::catalog::ReviewRules) -> Self {
+        ReviewRulesDto {
+            hold_when_note: r.hold_when_note,
+            blocked_buyers: r.blocked_buyers.clone(),
+            blocked_phones: r.blocked_phones.clone(),
+            flagged_address_words: r.flagged_address_words.clone(),
+        }
+    }
+}
+
+impl From<ReviewRulesDto> for ordo_core::catalog::ReviewRules {
+    fn from(r: ReviewRulesDto) -> Self {
+        ordo_core::catalog::ReviewRules {
+            hold_when_note: r.hold_when_note,
+            blocked_buyers: r.blocked_buyers,
+            blocked_phones: r.blocked_phones,
+            flagged_address_words: r.flagged_address_words,
+        }
+    }
 }
 
 impl From<&Shop> for ShopView {
@@ -55,6 +95,7 @@ impl From<&Shop> for ShopView {
             payment_timeout_secs: s.settings.payment_timeout_secs,
             payment_reminder_secs: s.settings.payment_reminder_secs,
             review_above_minor: s.settings.review_above_minor,
+            review: ReviewRulesDto::from(&s.settings.review),
             created_at: time(s.created_at),
         }
     }
@@ -69,6 +110,8 @@ pub struct UpdateSettings {
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<i64>)]
     pub review_above_minor: Option<Option<i64>>,
+    /// Replaces the shop's review rules as a whole.
+    pub review: Option<ReviewRulesDto>,
 }
 
 /// Distinguishes an absent field from an explicit `null`.
@@ -542,6 +585,50 @@ pub struct OrderPageView {
 pub struct CancelOrder {
     /// `buyer`, `seller` or `platform` (default `seller`).
     pub reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveOrder {
+    /// Why the order may go ahead (kept in the audit trail).
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectOrder {
+    /// Why the order is turned down; it is cancelled by the seller and refunded.
+    pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkApprove {
+    pub order_ids: Vec<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkReject {
+    pub order_ids: Vec<String>,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkItem {
+    pub order_id: String,
+    /// The order after the step, when it succeeded.
+    pub order: Option<OrderView>,
+    /// Why this order failed; the others are unaffected.
+    pub error: Option<crate::problem::Problem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkResult {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub results: Vec<BulkItem>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -87,14 +87,21 @@ fn from_rule(rule: CommandError) -> ApiError {
     ApiError::new(status, rule.code(), rule.to_string())
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Problem {
+impl ApiError {
+    /// The problem+json body of this error.
+    pub fn problem(&self) -> Problem {
+        Problem {
             kind: format!("{TYPE_BASE}{}", self.code),
             title: title(self.status).to_string(),
             status: self.status.as_u16(),
-            detail: self.detail,
-        };
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.problem();
         let mut resp = (self.status, axum::Json(body)).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

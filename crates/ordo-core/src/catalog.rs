@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::order::Order;
 use crate::{Currency, ProductId, ShopId, Timestamp, WarehouseId};
 
 /// Default time a buyer has to pay before the order is cancelled (B2).
@@ -29,9 +30,30 @@ pub struct ShopSettings {
     /// How long before the payment deadline the buyer is reminded; 0 = never.
     #[serde(default = "payment_reminder_default")]
     pub payment_reminder_secs: i64,
-    /// Paid orders whose total is above this are held for a person's review (A5 seam).
+    /// Paid orders whose total is above this are held for a person's review (A5).
     #[serde(default)]
     pub review_above_minor: Option<i64>,
+    /// The shop's other review rules (A5).
+    #[serde(default)]
+    pub review: ReviewRules,
+}
+
+/// Rules that hold a paid order for a person (审单). Every rule that matches adds
+/// its reason; an order no rule matches goes straight to fulfilment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ReviewRules {
+    /// Hold orders whose buyer wrote a note (it may ask for something special).
+    #[serde(default)]
+    pub hold_when_note: bool,
+    /// Buyer ids never served without a look.
+    #[serde(default)]
+    pub blocked_buyers: Vec<String>,
+    /// Phone numbers (buyer's or recipient's) never served without a look.
+    #[serde(default)]
+    pub blocked_phones: Vec<String>,
+    /// Words that flag an address (e.g. a parcel locker abused before), matched case-insensitively.
+    #[serde(default)]
+    pub flagged_address_words: Vec<String>,
 }
 
 impl ShopSettings {
@@ -41,6 +63,7 @@ impl ShopSettings {
             payment_timeout_secs: PAYMENT_TIMEOUT_SECS_DEFAULT,
             payment_reminder_secs: PAYMENT_REMINDER_SECS_DEFAULT,
             review_above_minor: None,
+            review: ReviewRules::default(),
         }
     }
 }
@@ -99,15 +122,51 @@ pub struct Warehouse {
     pub created_at: Timestamp,
 }
 
-/// Automatic review of a paid order (审单): `Some(reason)` holds it for a person.
-/// Later rule sets (A5) extend this function; today it knows one rule.
-pub fn review(settings: &ShopSettings, total_minor: i64) -> Option<String> {
-    match settings.review_above_minor {
-        Some(limit) if total_minor > limit => {
-            Some(format!("order total {total_minor} is above the review limit {limit}"))
-        }
-        _ => None,
+/// Automatic review of a paid order (审单): the reasons to hold it for a person,
+/// empty when it may go straight to fulfilment.
+pub fn review(settings: &ShopSettings, order: &Order) -> Vec<String> {
+    let rules = &settings.review;
+    let mut reasons = Vec::new();
+    let total = order.pricing.total_minor;
+    if let Some(limit) = settings.review_above_minor.filter(|limit| total > *limit) {
+        reasons.push(format!("order total {total} is above the review limit {limit}"));
     }
+    if rules.hold_when_note && order.note.as_deref().is_some_and(|n| !n.trim().is_empty()) {
+        reasons.push("the buyer left a note".to_string());
+    }
+    if rules.blocked_buyers.iter().any(|b| *b == order.buyer.id) {
+        reasons.push(format!("buyer {} is on the shop's block list", order.buyer.id));
+    }
+    let phones = order
+        .buyer
+        .phone
+        .iter()
+        .chain(order.shipping_address.iter().map(|a| &a.phone));
+    if let Some(phone) = phones.into_iter().find(|p| rules.blocked_phones.contains(p)) {
+        reasons.push(format!(
+            "phone {} is on the shop's block list",
+            crate::auth::mask_tail(phone, 4)
+        ));
+    }
+    if let Some(a) = &order.shipping_address {
+        let text = [
+            a.province.as_str(),
+            &a.city,
+            a.district.as_deref().unwrap_or(""),
+            &a.line1,
+            a.line2.as_deref().unwrap_or(""),
+        ]
+        .join(" ")
+        .to_lowercase();
+        if let Some(word) = rules
+            .flagged_address_words
+            .iter()
+            .find(|w| !w.is_empty() && text.contains(&w.to_lowercase()))
+        {
+            reasons.push(format!("the address contains the flagged word `{word}`"));
+        }
+    }
+    reasons
 }
 
 /// When to remind the buyer of an order placed at `now`: the reminder lead before
@@ -115,4 +174,103 @@ pub fn review(settings: &ShopSettings, total_minor: i64) -> Option<String> {
 pub fn payment_reminder_at(settings: &ShopSettings, now: Timestamp) -> Option<Timestamp> {
     let lead = settings.payment_reminder_secs;
     (lead > 0 && lead < settings.payment_timeout_secs).then(|| now.plus_secs(settings.payment_timeout_secs - lead))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::{Address, Buyer, OrderStatus, Pricing};
+    use crate::{OrderId, ShopId};
+
+    fn order(total: i64, note: Option<&str>, buyer: &str, phone: &str, line1: &str) -> Order {
+        Order {
+            id: OrderId(1),
+            shop: ShopId(1),
+            channel: "api".into(),
+            external_id: None,
+            status: OrderStatus::Paid,
+            cancel_reason: None,
+            hold_reason: None,
+            payment_exception: None,
+            buyer: Buyer {
+                id: buyer.into(),
+                name: None,
+                phone: Some(phone.into()),
+                email: None,
+            },
+            shipping_address: Some(Address {
+                recipient: "张三".into(),
+                phone: phone.into(),
+                country: "CN".into(),
+                province: "广东省".into(),
+                city: "深圳市".into(),
+                district: None,
+                line1: line1.into(),
+                line2: None,
+                postal_code: None,
+            }),
+            lines: vec![],
+            pricing: Pricing {
+                currency: Currency::CNY,
+                items_minor: total,
+                shipping_minor: 0,
+                discount_minor: 0,
+                total_minor: total,
+            },
+            note: note.map(String::from),
+            shipment: None,
+            paid_minor: total,
+            refunded_minor: 0,
+            payment_due_at: None,
+            payment_reminder_at: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn every_matching_rule_adds_its_reason() {
+        let mut s = ShopSettings::new(Currency::CNY);
+        s.review_above_minor = Some(10_000);
+        s.review = ReviewRules {
+            hold_when_note: true,
+            blocked_buyers: vec!["bad-buyer".into()],
+            blocked_phones: vec!["13900000000".into()],
+            flagged_address_words: vec!["Locker 9".into()],
+        };
+        let cases: &[(Order, &[&str])] = &[
+            (order(5_000, None, "b", "13812345678", "文三路 1 号"), &[]),
+            (order(5_000, Some("  "), "b", "13812345678", "文三路 1 号"), &[]),
+            (
+                order(20_000, None, "b", "13812345678", "文三路 1 号"),
+                &["above the review limit"],
+            ),
+            (order(5_000, Some("请周末送"), "b", "13812345678", "x"), &["note"]),
+            (
+                order(5_000, None, "bad-buyer", "13812345678", "x"),
+                &["buyer bad-buyer"],
+            ),
+            (order(5_000, None, "b", "13900000000", "x"), &["*******0000"]),
+            (
+                order(5_000, None, "b", "13812345678", "near locker 9, gate 2"),
+                &["flagged word"],
+            ),
+            (
+                order(20_000, Some("hi"), "bad-buyer", "13900000000", "LOCKER 9"),
+                &["limit", "note", "buyer", "phone", "flagged"],
+            ),
+        ];
+        for (o, expected) in cases {
+            let reasons = review(&s, o);
+            assert_eq!(reasons.len(), expected.len(), "{reasons:?}");
+            for (reason, want) in reasons.iter().zip(expected.iter()) {
+                assert!(reason.contains(want), "{reason} should mention {want}");
+            }
+        }
+        assert!(
+            review(&ShopSettings::new(Currency::CNY), &cases[7].0).is_empty(),
+            "no rules, no holds"
+        );
+    }
 }

@@ -704,9 +704,11 @@ impl Harness {
                     Step::Hold { reason: reason.into() },
                 )
             }
-            Op::Approve { order } => {
-                self.plan_step(SHOP, self.order_id(*order, status_in(&[S::OnHold])), Step::Approve)
-            }
+            Op::Approve { order } => self.plan_step(
+                SHOP,
+                self.order_id(*order, status_in(&[S::OnHold])),
+                Step::Approve { note: None },
+            ),
             Op::Ship { order, blank_carrier } => {
                 let carrier = if *blank_carrier { "" } else { "SF Express" };
                 self.plan_step(
@@ -934,7 +936,8 @@ impl Harness {
         let event = match &step {
             Step::Cancel(r) => OrderEvent::Cancel(*r),
             Step::Hold { .. } => OrderEvent::Hold,
-            Step::Approve => OrderEvent::Approve,
+            Step::Approve { .. } => OrderEvent::Approve,
+            Step::Reject { .. } => OrderEvent::Cancel(CancelReason::Seller),
             Step::Ship { .. } => OrderEvent::Ship,
             Step::ConfirmDelivery => OrderEvent::ConfirmDelivery,
             Step::Complete => OrderEvent::Complete,

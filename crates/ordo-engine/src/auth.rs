@@ -164,6 +164,17 @@ impl Engine {
                 "review_above_minor must be between 0 and 10^13",
             ));
         }
+        let r = &settings.review;
+        let lists = [&r.blocked_buyers, &r.blocked_phones, &r.flagged_address_words];
+        if lists
+            .iter()
+            .any(|l| l.len() > 1000 || l.iter().any(|v| v.trim().is_empty() || v.chars().count() > 128))
+        {
+            return Err(EngineError::invalid(
+                "invalid-setting",
+                "review lists hold at most 1000 non-empty entries of at most 128 characters",
+            ));
+        }
         let event = audit_event(
             who,
             shop,

@@ -31,6 +31,9 @@ pub struct NewOrder {
     pub note: Option<String>,
 }
 
+/// Most orders one bulk request may name.
+pub const BULK_MAX: usize = 500;
+
 pub struct OrderPage {
     pub orders: Vec<Order>,
     pub next_cursor: Option<OrderId>,
@@ -191,6 +194,25 @@ impl Engine {
             Outcome::Order { order, .. } => Ok(*order),
             _ => Err(unexpected()),
         }
+    }
+
+    /// Applies one step to many orders (bulk approve or reject); each order
+    /// succeeds or fails on its own, and they share group commits.
+    pub async fn order_steps(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        ids: &[OrderId],
+        step: Step,
+    ) -> EngineResult<Vec<EngineResult<Order>>> {
+        if ids.is_empty() || ids.len() > BULK_MAX {
+            return Err(EngineError::invalid(
+                "bulk-size",
+                format!("give 1 to {BULK_MAX} order ids"),
+            ));
+        }
+        let each = ids.iter().map(|id| self.order_step(who, shop, *id, step.clone()));
+        Ok(futures_util::future::join_all(each).await)
     }
 
     pub async fn resolve_payment_exception(

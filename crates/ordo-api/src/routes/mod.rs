@@ -53,6 +53,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/orders/{id}/hold", post(orders::hold))
         .route("/api/v1/orders/{id}/approve", post(orders::approve))
         .route("/api/v1/orders/{id}/ship", post(orders::ship))
+        .route("/api/v1/orders/{id}/reject", post(orders::reject))
+        .route("/api/v1/orders/bulk/approve", post(orders::bulk_approve))
+        .route("/api/v1/orders/bulk/reject", post(orders::bulk_reject))
         .route("/api/v1/orders/{id}/deliver", post(orders::deliver))
         .route("/api/v1/orders/{id}/complete", post(orders::complete))
         .route(

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use super::idem;
 use crate::AppState;
 use crate::dto::{
-    CancelOrder, CreateOrder, CreateRefund, HoldOrder, OrderPageView, OrderView, PaymentView, RefundResult, RefundView,
-    ResolvePayment, ShipOrder, address_from, buyer_from, parse_time,
+    ApproveOrder, BulkApprove, BulkItem, BulkReject, BulkResult, CancelOrder, CreateOrder, CreateRefund, HoldOrder,
+    OrderPageView, OrderView, PaymentView, RefundResult, RefundView, RejectOrder, ResolvePayment, ShipOrder,
+    address_from, buyer_from, parse_time,
 };
 use crate::extract::{Caller, Post, Query, json_body};
 use crate::problem::{ApiError, ApiResult};
@@ -206,7 +207,90 @@ pub async fn hold(State(s): State<AppState>, Path(id): Path<String>, p: Post) ->
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/approve", tag = "orders", params(("id" = String, Path)), responses((status = 200, body = OrderView)))]
 pub async fn approve(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
-    step(s, id, p, |_| Ok(Step::Approve)).await
+    step(s, id, p, |b| {
+        Ok(Step::Approve {
+            note: optional_body::<ApproveOrder>(b)?.note,
+        })
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", tag = "orders", params(("id" = String, Path)), request_body = RejectOrder,
+    responses((status = 200, body = OrderView, description = "Cancelled by the seller, refunded")))]
+pub async fn reject(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |b| {
+        Ok(Step::Reject {
+            reason: json_body::<RejectOrder>(b)?.reason,
+        })
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/bulk/approve", tag = "orders", request_body = BulkApprove, responses((status = 200, body = BulkResult)))]
+pub async fn bulk_approve(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
+    bulk(s, p, |b| {
+        let req: BulkApprove = json_body(b)?;
+        Ok((req.order_ids, Step::Approve { note: req.note }))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/bulk/reject", tag = "orders", request_body = BulkReject, responses((status = 200, body = BulkResult)))]
+pub async fn bulk_reject(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
+    bulk(s, p, |b| {
+        let req: BulkReject = json_body(b)?;
+        Ok((req.order_ids, Step::Reject { reason: req.reason }))
+    })
+    .await
+}
+
+/// One step over many orders; each succeeds or fails on its own. A replay of the
+/// same Idempotency-Key returns the orders' current states.
+async fn bulk(s: AppState, p: Post, make: impl FnOnce(&[u8]) -> ApiResult<(Vec<String>, Step)>) -> ApiResult<Response> {
+    let (c, claim, body) = (p.caller, p.claim, p.body);
+    let (idem, replay) = idem::begin(&s.engine, claim).await?;
+    let (texts, step) = make(&body)?;
+    let ids: Vec<OrderId> = texts
+        .iter()
+        .map(|t| {
+            t.parse()
+                .map_err(|e: ordo_core::ids::ParseIdError| unprocessable("invalid-order-id", e.to_string()))
+        })
+        .collect::<ApiResult<_>>()?;
+    let results = if replay.is_some() {
+        let mut current = Vec::with_capacity(ids.len());
+        for id in &ids {
+            current.push(s.engine.get_order(&c.who, c.shop, *id).await);
+        }
+        current
+    } else {
+        s.engine.order_steps(&c.who, c.shop, &ids, step).await?
+    };
+    let items: Vec<BulkItem> = ids
+        .iter()
+        .zip(results)
+        .map(|(id, r)| match r {
+            Ok(order) => BulkItem {
+                order_id: id.to_string(),
+                order: Some(OrderView::new(&order, &c.who)),
+                error: None,
+            },
+            Err(e) => BulkItem {
+                order_id: id.to_string(),
+                order: None,
+                error: Some(ApiError::from(e).problem()),
+            },
+        })
+        .collect();
+    idem.finish(&s.engine, 200, texts.join(",")).await?;
+    let succeeded = items.iter().filter(|i| i.error.is_none()).count();
+    let result = BulkResult {
+        succeeded,
+        failed: items.len() - succeeded,
+        results: items,
+    };
+    let resp = Json(result).into_response();
+    Ok(if replay.is_some() { replayed(resp) } else { resp })
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/ship", tag = "orders", params(("id" = String, Path)), request_body = ShipOrder, responses((status = 200, body = OrderView)))]

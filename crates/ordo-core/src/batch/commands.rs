@@ -76,9 +76,21 @@ pub struct AdjustStock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Cancel(CancelReason),
-    Hold { reason: String },
-    Approve,
-    Ship { carrier: String, tracking_number: String },
+    Hold {
+        reason: String,
+    },
+    /// Release a held (or paid) order to fulfilment; the note says why.
+    Approve {
+        note: Option<String>,
+    },
+    /// Turn a held order down: it is cancelled by the seller and refunded.
+    Reject {
+        reason: String,
+    },
+    Ship {
+        carrier: String,
+        tracking_number: String,
+    },
     ConfirmDelivery,
     Complete,
 }

@@ -315,7 +315,13 @@ pub(super) fn step(
     let mut order = scoped(ws, by.shop, id)?.clone();
     let now = ctx.now;
     match step {
-        Step::Cancel(reason) => cancel(ws, &mut order, *reason, &by.actor, ctx)?,
+        Step::Cancel(reason) => cancel(ws, &mut order, *reason, None, &by.actor, ctx)?,
+        Step::Reject { reason } => {
+            if reason.trim().is_empty() {
+                return Err(CommandError::Empty { field: "reason" });
+            }
+            cancel(ws, &mut order, CancelReason::Seller, Some(reason), &by.actor, ctx)?;
+        }
         Step::Hold { reason } => {
             if reason.trim().is_empty() {
                 return Err(CommandError::Empty { field: "reason" });
@@ -331,10 +337,17 @@ pub(super) fn step(
                 now,
             );
         }
-        Step::Approve => {
+        Step::Approve { note } => {
             order.apply(OrderEvent::Approve, now)?;
-            order.hold_reason = None;
-            emit_order(ws, &order, kinds::ORDER_APPROVED, json!({}), &by.actor, now);
+            let released = order.hold_reason.take();
+            emit_order(
+                ws,
+                &order,
+                kinds::ORDER_APPROVED,
+                json!({ "note": note, "was_held_for": released }),
+                &by.actor,
+                now,
+            );
         }
         Step::Ship {
             carrier,
@@ -411,6 +424,7 @@ pub(super) fn cancel(
     ws: &mut WorkingSet,
     order: &mut Order,
     reason: CancelReason,
+    note: Option<&str>,
     actor: &Actor,
     ctx: &mut Context<'_>,
 ) -> Result<(), CommandError> {
@@ -440,7 +454,7 @@ pub(super) fn cancel(
         ws,
         order,
         kinds::ORDER_CANCELLED,
-        json!({ "reason": reason }),
+        json!({ "reason": reason, "note": note }),
         actor,
         now,
     );
@@ -472,6 +486,7 @@ pub(super) fn expire_unpaid(
         ws,
         &mut order,
         CancelReason::PaymentTimeout,
+        None,
         &Actor::system("payment-timeout"),
         ctx,
     )?;

@@ -237,32 +237,30 @@ fn auto_review(
     now: crate::Timestamp,
 ) -> Result<(), CommandError> {
     let settings = ws.shops.get(&order.shop).ok_or(CommandError::ShopNotFound)?;
-    match review(settings, order.pricing.total_minor) {
-        Some(reason) => {
-            order.apply(OrderEvent::Hold, now)?;
-            order.hold_reason = Some(reason.clone());
-            emit(
-                ws,
-                order,
-                order.id,
-                kinds::ORDER_HELD,
-                json!({ "reason": reason }),
-                actor,
-                now,
-            );
-        }
-        None => {
-            order.apply(OrderEvent::Approve, now)?;
-            emit(
-                ws,
-                order,
-                order.id,
-                kinds::ORDER_APPROVED,
-                json!({ "auto": true }),
-                actor,
-                now,
-            );
-        }
+    let reasons = review(settings, order);
+    if reasons.is_empty() {
+        order.apply(OrderEvent::Approve, now)?;
+        emit(
+            ws,
+            order,
+            order.id,
+            kinds::ORDER_APPROVED,
+            json!({ "auto": true }),
+            actor,
+            now,
+        );
+    } else {
+        order.apply(OrderEvent::Hold, now)?;
+        order.hold_reason = Some(reasons.join("; "));
+        emit(
+            ws,
+            order,
+            order.id,
+            kinds::ORDER_HELD,
+            json!({ "reasons": reasons, "auto": true }),
+            actor,
+            now,
+        );
     }
     Ok(())
 }
@@ -293,7 +291,14 @@ pub(super) fn resolve_exception(
         );
         auto_review(ws, &mut order, &by.actor, now)?;
     } else {
-        cancel(ws, &mut order, CancelReason::Seller, &by.actor, ctx)?;
+        cancel(
+            ws,
+            &mut order,
+            CancelReason::Seller,
+            Some("payment exception: refunded and cancelled"),
+            &by.actor,
+            ctx,
+        )?;
     }
     store_order(ws, order.clone());
     Ok(Outcome::Order {

@@ -675,3 +675,165 @@ async fn an_alipay_style_notification_is_verified_with_rsa2_and_answered_success
         1
     );
 }
+
+#[tokio::test]
+async fn review_rules_hold_paid_orders_with_reasons_and_people_approve_or_reject_them_in_bulk() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let other = app.shop("other").await;
+    let rules = json!({ "review": { "hold_when_note": true, "blocked_phones": ["13900000000"], "flagged_address_words": ["Locker"] } });
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(rules),
+        )
+        .await;
+    assert_eq!(r.json()["review"]["blocked_phones"], json!(["13900000000"]));
+
+    let mut with_note = crate::support::order_body(json!([{ "sku": "A", "quantity": 1 }]));
+    with_note["note"] = json!("请下午送货");
+    let mut risky = crate::support::order_body(json!([{ "sku": "A", "quantity": 2 }]));
+    risky["shipping_address"]["phone"] = json!("13900000000");
+    risky["shipping_address"]["line1"] = json!("Smart locker 7, 科技园");
+    let mut ids = Vec::new();
+    for body in [
+        with_note,
+        risky,
+        crate::support::order_body(json!([{ "sku": "A", "quantity": 1 }])),
+    ] {
+        let order = app
+            .call(Method::POST, "/api/v1/orders", &shop.owner, Some(body))
+            .await
+            .json();
+        app.pay(&shop, &order).await;
+        ids.push(order["id"].as_str().unwrap().to_string());
+    }
+    let get = |id: &str| {
+        let path = format!("/api/v1/orders/{id}");
+        let (app, token) = (&app, shop.owner.clone());
+        async move { app.call(Method::GET, &path, &token, None).await }
+    };
+    let held_note = get(&ids[0]).await.json();
+    let held_risky = get(&ids[1]).await.json();
+    assert_eq!(
+        (
+            held_note["status"].as_str(),
+            get(&ids[2]).await.json()["status"].as_str()
+        ),
+        (Some("on_hold"), Some("fulfilling"))
+    );
+    assert!(held_note["hold_reason"].as_str().unwrap().contains("note"));
+    let reasons = held_risky["hold_reason"].as_str().unwrap();
+    assert!(
+        reasons.contains("*******0000") && reasons.contains("Locker"),
+        "{reasons}"
+    );
+
+    // Bulk approve: each order succeeds or fails on its own.
+    let foreign = app
+        .place(&other.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let body = json!({ "order_ids": [ids[0], ids[2], foreign["id"]], "note": "called the buyer" });
+    let r = app
+        .call_with(
+            Method::POST,
+            "/api/v1/orders/bulk/approve",
+            &shop.owner,
+            &[("idempotency-key", "bulk-1")],
+            Some(body.clone()),
+        )
+        .await;
+    let result = r.json();
+    assert_eq!(
+        (result["succeeded"].as_u64(), result["failed"].as_u64()),
+        (Some(1), Some(2)),
+        "{result}"
+    );
+    assert_eq!(result["results"][0]["order"]["status"], "fulfilling");
+    assert_eq!(
+        result["results"][1]["error"]["type"],
+        "https://ordo.dev/problems/illegal-transition"
+    );
+    assert_eq!(
+        result["results"][2]["error"]["type"],
+        "https://ordo.dev/problems/order-not-found"
+    );
+    let replay = app
+        .call_with(
+            Method::POST,
+            "/api/v1/orders/bulk/approve",
+            &shop.owner,
+            &[("idempotency-key", "bulk-1")],
+            Some(body),
+        )
+        .await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/api/v1/orders/{}", foreign["id"].as_str().unwrap()),
+            &other.owner,
+            None
+        )
+        .await
+        .json()["status"],
+        "pending_payment"
+    );
+
+    // Reject: cancelled by the seller, refunded, stock released, and the why is on record.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{}/reject", ids[1]),
+            &shop.owner,
+            Some(json!({ "reason": "" })),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/orders/bulk/reject",
+            &shop.owner,
+            Some(json!({ "order_ids": [ids[1]], "reason": "address is a known fraud drop" })),
+        )
+        .await;
+    let rejected = &r.json()["results"][0]["order"];
+    assert_eq!(
+        (rejected["status"].as_str(), rejected["cancel_reason"].as_str()),
+        (Some("cancelled"), Some("seller"))
+    );
+    assert_eq!(rejected["refunded_minor"], rejected["paid_minor"]);
+    assert_eq!(
+        app.stock(&shop.owner, "A").await["reserved"],
+        2,
+        "the two approved orders still hold one unit each"
+    );
+    let events = app
+        .call(Method::GET, "/api/v1/events?limit=1000", &shop.owner, None)
+        .await
+        .json();
+    let of = |id: &str, kind: &str| {
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["subject"] == json!(id) && e["type"] == kind)
+            .cloned()
+            .unwrap()
+    };
+    let approved = of(&ids[0], "order.approved");
+    assert_eq!(approved["payload"]["note"], "called the buyer");
+    assert!(approved["payload"]["was_held_for"].as_str().unwrap().contains("note"));
+    assert!(
+        approved["actor"].as_str().unwrap().starts_with("key_"),
+        "who approved is recorded"
+    );
+    assert_eq!(
+        of(&ids[1], "order.cancelled")["payload"]["note"],
+        "address is a known fraud drop"
+    );
+}
