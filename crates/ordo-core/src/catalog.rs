@@ -134,7 +134,7 @@ pub fn review(settings: &ShopSettings, order: &Order) -> Vec<String> {
     if rules.hold_when_note && order.note.as_deref().is_some_and(|n| !n.trim().is_empty()) {
         reasons.push("the buyer left a note".to_string());
     }
-    if rules.blocked_buyers.iter().any(|b| *b == order.buyer.id) {
+    if rules.blocked_buyers.contains(&order.buyer.id) {
         reasons.push(format!("buyer {} is on the shop's block list", order.buyer.id));
     }
     let phones = order
