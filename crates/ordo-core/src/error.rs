@@ -34,6 +34,8 @@ pub enum CommandError {
     Quantity { max: i64 },
     #[error("orders with physical goods need a shipping address")]
     AddressRequired,
+    #[error(transparent)]
+    InvalidAddress(#[from] crate::address::AddressError),
     #[error("{0}")]
     Money(#[from] MoneyError),
     #[error(transparent)]
@@ -65,6 +67,7 @@ impl CommandError {
             CommandError::LineCount { .. } => "line-count",
             CommandError::Quantity { .. } => "quantity-out-of-range",
             CommandError::AddressRequired => "address-required",
+            CommandError::InvalidAddress(_) => "invalid-address",
             CommandError::Money(_) => "money-out-of-range",
             CommandError::Transition(_) | CommandError::PaymentTransition(_) => "illegal-transition",
             CommandError::RefundExceedsCaptured { .. } => "refund-exceeds-captured",

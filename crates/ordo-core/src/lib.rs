@@ -4,6 +4,7 @@
 //! randomness. Time and new identifiers are handed in by the caller (see [`Context`]);
 //! every function takes facts and returns decisions, events or typed errors.
 
+pub mod address;
 pub mod allocation;
 pub mod auth;
 pub mod batch;

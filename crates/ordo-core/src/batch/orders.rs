@@ -72,8 +72,10 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
             warehouse: None,
         });
     }
-    if !demand.is_empty() && c.shipping_address.is_none() {
-        return Err(CommandError::AddressRequired);
+    match &c.shipping_address {
+        Some(address) => crate::address::validate(address)?,
+        None if !demand.is_empty() => return Err(CommandError::AddressRequired),
+        None => {}
     }
     let total = items.checked_add(Money::new(c.shipping_minor, currency)?)?;
 

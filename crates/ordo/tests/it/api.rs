@@ -626,3 +626,48 @@ async fn malformed_queries_unknown_routes_and_bad_settings_are_problems_too() {
         (Some(1800), Value::Null)
     );
 }
+
+#[tokio::test]
+async fn addresses_are_checked_against_chinas_divisions_and_phone_formats() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let with = |field: &str, value: Value| {
+        let mut body = crate::support::order_body(json!([{ "sku": "A", "quantity": 1 }]));
+        body["shipping_address"][field] = value;
+        body
+    };
+    let cases = [
+        (with("city", json!("杭州市")), "city"),
+        (with("district", json!("西湖区")), "district"),
+        (with("province", json!("Shanghai")), "province"),
+        (with("phone", json!("12345")), "phone"),
+        (with("postal_code", json!("2001")), "postal_code"),
+    ];
+    for (body, field) in cases {
+        let r = app.call(Method::POST, "/api/v1/orders", &shop.owner, Some(body)).await;
+        assert_eq!((r.status, problem_type(&r.json())), (422, "invalid-address"), "{field}");
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("address {field}")),
+            "{:?}",
+            r.json()
+        );
+    }
+    // Short forms are fine: 上海 / 市辖区 / 浦东新区, a +86 mobile.
+    let mut body = with("province", json!("上海"));
+    body["shipping_address"]["city"] = json!("市辖区");
+    body["shipping_address"]["phone"] = json!("+86 138 1234 5678");
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/orders", &shop.owner, Some(body))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.stock(&shop.owner, "A").await["reserved"],
+        1,
+        "only the valid order reserved stock"
+    );
+}
