@@ -59,10 +59,10 @@ fn validate_cn(a: &Address) -> Result<(), AddressError> {
             "is not a mainland China mobile (1[3-9] and 9 digits) or landline number",
         );
     }
-    if let Some(code) = a.postal_code.as_deref().filter(|c| !c.is_empty()) {
-        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return fail("postal_code", "a Chinese postcode has 6 digits");
-        }
+    if let Some(code) = a.postal_code.as_deref().filter(|c| !c.is_empty())
+        && (code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return fail("postal_code", "a Chinese postcode has 6 digits");
     }
     let d = divisions();
     let Some(province) = d.provinces.iter().find(|p| names_match(&a.province, &p.name)) else {
