@@ -771,3 +771,53 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportRowView {
+    /// Line in the file (the header is line 1).
+    pub line: usize,
+    pub external_id: Option<String>,
+    /// `created`, `duplicate` (imported before) or `rejected`.
+    pub status: String,
+    pub order_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportReportView {
+    pub rows: usize,
+    pub orders_created: usize,
+    pub orders_duplicate: usize,
+    pub rows_rejected: usize,
+    pub results: Vec<ImportRowView>,
+}
+
+impl From<ordo_engine::import::ImportReport> for ImportReportView {
+    fn from(r: ordo_engine::import::ImportReport) -> Self {
+        use ordo_engine::import::RowStatus;
+        ImportReportView {
+            rows: r.rows,
+            orders_created: r.orders_created,
+            orders_duplicate: r.orders_duplicate,
+            rows_rejected: r.rows_rejected,
+            results: r
+                .results
+                .into_iter()
+                .map(|x| ImportRowView {
+                    line: x.line,
+                    external_id: x.external_id,
+                    status: match x.status {
+                        RowStatus::Created => "created",
+                        RowStatus::Duplicate => "duplicate",
+                        RowStatus::Rejected => "rejected",
+                    }
+                    .to_string(),
+                    order_id: x.order_id,
+                    error_code: x.error_code,
+                    error: x.error,
+                })
+                .collect(),
+        }
+    }
+}

@@ -14,6 +14,8 @@ use ordo_engine::Engine;
 
 /// Largest request body accepted.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
+/// Largest CSV import accepted.
+pub const IMPORT_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {

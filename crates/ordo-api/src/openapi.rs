@@ -18,7 +18,7 @@ use crate::routes::{admin, catalog, events, ops, orders, payments};
         catalog::create_product, catalog::list_products, catalog::get_product, catalog::patch_product,
         catalog::create_warehouse, catalog::list_warehouses,
         catalog::list_stock, catalog::stock_of, catalog::adjust_stock, catalog::ledger,
-        orders::create, orders::list, orders::get, orders::cancel, orders::hold, orders::approve, orders::reject, orders::bulk_approve, orders::bulk_reject, orders::ship,
+        orders::create, orders::list, orders::get, orders::cancel, orders::hold, orders::approve, orders::reject, orders::bulk_approve, orders::bulk_reject, orders::import, orders::ship,
         orders::deliver, orders::complete, orders::resolve_payment, orders::payments, orders::refunds, orders::refund,
         payments::notify, events::list, events::stream,
     ),

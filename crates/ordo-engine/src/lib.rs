@@ -11,6 +11,7 @@ mod error;
 mod events;
 pub mod gateway;
 pub mod ids;
+pub mod import;
 pub mod metrics;
 pub mod orders;
 mod rate;

@@ -56,6 +56,41 @@ enum Cmd {
     },
     /// Measure throughput and latency; prints JSON (see BENCHMARKS.md).
     Bench(ordo::bench::BenchArgs),
+    /// Bulk-import data from a file.
+    #[command(subcommand)]
+    Import(ImportCmd),
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Import orders from a CSV file (one row per order line; rows sharing an external_id
+    /// make one order). Importing the same file again creates nothing new.
+    Orders {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// The shop the orders belong to (`shop_…`).
+        #[arg(long)]
+        shop: String,
+        /// Channel the orders are recorded under.
+        #[arg(long, default_value = "csv")]
+        channel: String,
+        #[arg(long, env = "ORDO_DATABASE_URL", default_value = "sqlite://ordo.db")]
+        database: String,
+        /// Print the full per-row report as JSON instead of the rejected rows.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Draws `[#####-----]  512/1024 orders` on stderr.
+fn progress_bar(done: usize, total: usize) {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    eprint!(
+        "\r[{}{}] {done:>7}/{total} orders",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled)
+    );
 }
 
 fn durability(s: &str) -> Result<Durability> {
@@ -140,5 +175,43 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => ordo::bench::run(args).await,
+        Cmd::Import(ImportCmd::Orders {
+            file,
+            shop,
+            channel,
+            database,
+            json,
+        }) => {
+            let shop: ordo_core::ShopId = shop.parse().map_err(|e| format!("--shop: {e}"))?;
+            let text = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let store = open_store(&database, Durability::Full).await?;
+            let engine = ordo_engine::Engine::start(
+                store,
+                system_clock(),
+                ordo_engine::EngineConfig::new(&ordo_engine::auth::new_secret()),
+            );
+            let admin = ordo_core::auth::Principal::PlatformAdmin;
+            let report = engine
+                .import_orders(&admin, Some(shop), &channel, &text, progress_bar)
+                .await?;
+            eprintln!();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for r in report.results.iter().filter(|r| r.error.is_some()) {
+                    println!(
+                        "line {}: {} ({})",
+                        r.line,
+                        r.error.as_deref().unwrap_or(""),
+                        r.error_code.as_deref().unwrap_or("")
+                    );
+                }
+                println!(
+                    "{} rows: {} orders created, {} already imported, {} rows rejected",
+                    report.rows, report.orders_created, report.orders_duplicate, report.rows_rejected
+                );
+            }
+            Ok(())
+        }
     }
 }

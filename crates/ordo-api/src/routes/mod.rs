@@ -56,6 +56,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/orders/{id}/reject", post(orders::reject))
         .route("/api/v1/orders/bulk/approve", post(orders::bulk_approve))
         .route("/api/v1/orders/bulk/reject", post(orders::bulk_reject))
+        .route(
+            "/api/v1/orders/import",
+            post(orders::import).layer(axum::extract::DefaultBodyLimit::max(crate::IMPORT_BYTES_MAX)),
+        )
         .route("/api/v1/orders/{id}/deliver", post(orders::deliver))
         .route("/api/v1/orders/{id}/complete", post(orders::complete))
         .route(

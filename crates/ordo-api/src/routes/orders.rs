@@ -215,6 +215,39 @@ pub async fn approve(State(s): State<AppState>, Path(id): Path<String>, p: Post)
     .await
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    /// Channel the orders are recorded under (default `csv`); with each row's
+    /// `external_id` it makes re-imports create nothing new.
+    pub channel: Option<String>,
+}
+
+/// Bulk import: a CSV file (header row; columns external_id, buyer_id, buyer_name,
+/// buyer_phone, recipient, phone, country, province, city, district, line1,
+/// postal_code, sku, quantity, shipping_minor, note). Rows with the same
+/// external_id make one order. Up to 32 MiB.
+#[utoipa::path(post, path = "/api/v1/orders/import", tag = "orders", params(ImportParams),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = crate::dto::ImportReportView)))]
+pub async fn import(
+    State(s): State<AppState>,
+    Query(q): Query<ImportParams>,
+    p: Post,
+) -> ApiResult<Json<crate::dto::ImportReportView>> {
+    let (c, claim, body) = (p.caller, p.claim, p.body);
+    let _guard = idem::hold(&s.engine, &claim)?;
+    let channel = q.channel.unwrap_or_else(|| "csv".into());
+    if channel.is_empty() || channel.len() > 32 {
+        return Err(unprocessable("invalid-channel", "channel must have 1 to 32 characters"));
+    }
+    let report = s
+        .engine
+        .import_orders(&c.who, c.shop, &channel, &body, |_, _| {})
+        .await?;
+    Ok(Json(report.into()))
+}
+
 #[utoipa::path(post, path = "/api/v1/orders/{id}/reject", tag = "orders", params(("id" = String, Path)), request_body = RejectOrder,
     responses((status = 200, body = OrderView, description = "Cancelled by the seller, refunded")))]
 pub async fn reject(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {

@@ -671,3 +671,140 @@ async fn addresses_are_checked_against_chinas_divisions_and_phone_formats() {
         "only the valid order reserved stock"
     );
 }
+
+const CSV_HEADER: &str =
+    "external_id,buyer_id,buyer_name,recipient,phone,province,city,district,line1,sku,quantity,shipping_minor,note\n";
+
+async fn import(app: &crate::support::TestApp, token: &str, csv: &str) -> ordo::client::Response {
+    let auth = format!("Bearer {token}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "text/csv")];
+    ordo::client::request(
+        app.addr,
+        Method::POST,
+        "/api/v1/orders/import",
+        &headers,
+        Some(csv.as_bytes().to_vec()),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_csv_import_reports_every_row_and_importing_it_again_creates_nothing() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let csv = format!(
+        "{CSV_HEADER}\
+         XY-1,b1,张三,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,A,2,800,\n\
+         XY-1,b1,张三,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,B,1,800,\n\
+         XY-2,b2,李四,李四,13912345678,浙江,杭州,西湖区,文三路 2 号,A,1,0,请周末送\n\
+         XY-3,b3,王五,王五,13712345678,广东省,杭州市,,某路 3 号,A,1,0,\n\
+         XY-4,b4,赵六,赵六,13612345678,上海,上海,浦东新区,世纪大道 4 号,NOPE,1,0,\n\
+         XY-5,b5,钱七,钱七,13512345678,上海,上海,浦东新区,世纪大道 5 号,A,many,0,\n"
+    );
+    let r = import(&app, &shop.owner, &csv).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let report = r.json();
+    assert_eq!(
+        (
+            report["rows"].as_u64(),
+            report["orders_created"].as_u64(),
+            report["rows_rejected"].as_u64()
+        ),
+        (Some(6), Some(2), Some(3))
+    );
+    let status = |line: u64| {
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["line"] == line)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(status(2)["status"], "created");
+    assert_eq!(
+        status(2)["order_id"],
+        status(3)["order_id"],
+        "rows of one external_id make one order"
+    );
+    assert_eq!(status(5)["error_code"], "invalid-address");
+    assert_eq!(status(6)["error_code"], "unknown-sku");
+    assert_eq!(status(7)["error_code"], "invalid-row");
+    let order = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/orders/{}", status(2)["order_id"].as_str().unwrap()),
+            &shop.owner,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        (order["channel"].as_str(), order["lines"].as_array().unwrap().len()),
+        (Some("csv"), 2)
+    );
+    assert_eq!(app.stock(&shop.owner, "A").await["reserved"], 3);
+
+    let again = import(&app, &shop.owner, &csv).await.json();
+    assert_eq!(
+        (again["orders_created"].as_u64(), again["orders_duplicate"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(
+        app.stock(&shop.owner, "A").await["reserved"],
+        3,
+        "a re-import reserves nothing more"
+    );
+
+    // Files beyond the ordinary 256 KiB body limit are accepted here.
+    let mut big = CSV_HEADER.to_string();
+    for i in 0..3000 {
+        big.push_str(&format!(
+            "BIG-{i},b,张三,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号 很长的地址描述用来占位,NOPE,1,0,\n"
+        ));
+    }
+    assert!(big.len() > 256 * 1024);
+    let r = import(&app, &shop.owner, &big).await;
+    assert_eq!((r.status, r.json()["rows_rejected"].as_u64()), (200, Some(3000)));
+    let viewer = app.key(&shop.id, "viewer").await;
+    assert_eq!(import(&app, &viewer, &csv).await.status, 403);
+}
+
+#[tokio::test]
+async fn the_cli_imports_a_csv_file_into_the_database() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let file = app.dir.join("orders.csv");
+    std::fs::write(
+        &file,
+        format!("{CSV_HEADER}CLI-1,b1,张三,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,A,1,0,\n"),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ordo"))
+            .args(["import", "orders"])
+            .arg(&file)
+            .args([
+                "--shop",
+                &shop.id,
+                "--database",
+                &format!("sqlite://{}", app.dir.join("ordo.db").display()),
+            ])
+            .env_remove("ORDO_DATABASE_URL")
+            .output()
+            .expect("ordo runs")
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 orders created"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 orders created, 1 already imported"));
+    let list = app.call(Method::GET, "/api/v1/orders", &shop.owner, None).await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["external_id"], "CLI-1");
+}
