@@ -44,6 +44,8 @@ pub struct ShopView {
     pub payment_reminder_secs: i64,
     pub review_above_minor: Option<i64>,
     pub review: ReviewRulesDto,
+    /// Payment methods buyers may choose; empty means any.
+    pub payment_methods: Vec<String>,
     pub created_at: String,
 }
 
@@ -96,6 +98,7 @@ impl From<&Shop> for ShopView {
             payment_reminder_secs: s.settings.payment_reminder_secs,
             review_above_minor: s.settings.review_above_minor,
             review: ReviewRulesDto::from(&s.settings.review),
+            payment_methods: s.settings.payment_methods.clone(),
             created_at: time(s.created_at),
         }
     }
@@ -112,6 +115,8 @@ pub struct UpdateSettings {
     pub review_above_minor: Option<Option<i64>>,
     /// Replaces the shop's review rules as a whole.
     pub review: Option<ReviewRulesDto>,
+    /// Replaces the list of payment methods offered; `[]` offers any.
+    pub payment_methods: Option<Vec<String>>,
 }
 
 /// Distinguishes an absent field from an explicit `null`.
@@ -388,6 +393,8 @@ pub struct CreateOrder {
     #[serde(default)]
     pub shipping_minor: i64,
     pub note: Option<String>,
+    /// How the buyer will pay (`alipay`, `wechat`, `card`, `cod` …); must be one the shop offers.
+    pub payment_method: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -432,6 +439,7 @@ pub struct OrderView {
     pub lines: Vec<OrderLineView>,
     pub pricing: PricingView,
     pub note: Option<String>,
+    pub payment_method: Option<String>,
     pub shipment: Option<ShipmentView>,
     pub paid_minor: i64,
     pub refunded_minor: i64,
@@ -502,6 +510,7 @@ impl OrderView {
                 total_minor: o.pricing.total_minor,
             },
             note: o.note.clone(),
+            payment_method: o.payment_method.clone(),
             shipment: o.shipment.as_ref().map(|s| ShipmentView {
                 carrier: s.carrier.clone(),
                 tracking_number: s.tracking_number.clone(),

@@ -36,6 +36,9 @@ pub struct ShopSettings {
     /// The shop's other review rules (A5).
     #[serde(default)]
     pub review: ReviewRules,
+    /// Payment methods buyers may choose (e.g. `alipay`, `wechat`, `card`, `cod`); empty = any.
+    #[serde(default)]
+    pub payment_methods: Vec<String>,
 }
 
 /// Rules that hold a paid order for a person (审单). Every rule that matches adds
@@ -64,6 +67,7 @@ impl ShopSettings {
             payment_reminder_secs: PAYMENT_REMINDER_SECS_DEFAULT,
             review_above_minor: None,
             review: ReviewRules::default(),
+            payment_methods: Vec::new(),
         }
     }
 }
@@ -218,6 +222,7 @@ mod tests {
                 total_minor: total,
             },
             note: note.map(String::from),
+            payment_method: None,
             shipment: None,
             paid_minor: total,
             refunded_minor: 0,

@@ -32,6 +32,8 @@ pub enum CommandError {
     LineCount { max: usize },
     #[error("quantity must be between 1 and {max}")]
     Quantity { max: i64 },
+    #[error("payment method `{method}` is not offered by this shop")]
+    PaymentMethodNotAllowed { method: String },
     #[error("orders with physical goods need a shipping address")]
     AddressRequired,
     #[error(transparent)]
@@ -67,6 +69,7 @@ impl CommandError {
             CommandError::LineCount { .. } => "line-count",
             CommandError::Quantity { .. } => "quantity-out-of-range",
             CommandError::AddressRequired => "address-required",
+            CommandError::PaymentMethodNotAllowed { .. } => "payment-method-not-allowed",
             CommandError::InvalidAddress(_) => "invalid-address",
             CommandError::Money(_) => "money-out-of-range",
             CommandError::Transition(_) | CommandError::PaymentTransition(_) => "illegal-transition",

@@ -232,6 +232,9 @@ pub struct Order {
     pub pricing: Pricing,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// How the buyer will pay, e.g. `alipay`, `cod` (cash on delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment: Option<Shipment>,
     /// Money captured for this order and refunded from it, in `pricing.currency`

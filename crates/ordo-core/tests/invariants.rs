@@ -785,6 +785,7 @@ impl Harness {
                 .collect(),
             shipping_minor: p.shipping_minor,
             note: None,
+            payment_method: None,
             idempotency: p.idempotency_key.map(|k| IdempotencyClaim {
                 scope: "key_test".into(),
                 key: format!("idem-{k}"),
@@ -1566,6 +1567,7 @@ fn place_one(sku: &str, quantity: i64) -> Command {
         }],
         shipping_minor: 0,
         note: None,
+        payment_method: None,
         idempotency: None,
     }))
 }

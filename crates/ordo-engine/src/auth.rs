@@ -165,7 +165,12 @@ impl Engine {
             ));
         }
         let r = &settings.review;
-        let lists = [&r.blocked_buyers, &r.blocked_phones, &r.flagged_address_words];
+        let lists = [
+            &r.blocked_buyers,
+            &r.blocked_phones,
+            &r.flagged_address_words,
+            &settings.payment_methods,
+        ];
         if lists
             .iter()
             .any(|l| l.len() > 1000 || l.iter().any(|v| v.trim().is_empty() || v.chars().count() > 128))

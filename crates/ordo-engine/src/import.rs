@@ -162,6 +162,7 @@ impl Engine {
                         lines: vec![line_request],
                         shipping_minor: row.shipping_minor.unwrap_or(0),
                         note: row.note,
+                        payment_method: None,
                     };
                     orders.push((row.external_id, vec![line], order));
                 }

@@ -29,6 +29,7 @@ pub struct NewOrder {
     pub lines: Vec<LineRequest>,
     pub shipping_minor: i64,
     pub note: Option<String>,
+    pub payment_method: Option<String>,
 }
 
 /// Most orders one bulk request may name.
@@ -111,6 +112,7 @@ impl Engine {
             lines: order.lines,
             shipping_minor: order.shipping_minor,
             note: order.note,
+            payment_method: order.payment_method,
             idempotency,
         }));
         match self.submit(cmd).await? {

@@ -233,6 +233,7 @@ impl World {
             }],
             shipping_minor: SHIPPING,
             note: None,
+            payment_method: None,
             idempotency: None,
         }
     }

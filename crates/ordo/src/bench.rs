@@ -212,6 +212,7 @@ fn order_for(sku: String, n: usize) -> NewOrder {
         lines: vec![LineRequest { sku, quantity: 1 }],
         shipping_minor: 0,
         note: None,
+        payment_method: None,
     }
 }
 

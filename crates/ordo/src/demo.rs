@@ -176,6 +176,7 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
                 }],
                 shipping_minor: 800,
                 note: None,
+                payment_method: None,
             };
             if let Ok((o, _)) = engine.place_order(&admin, Some(shop.id), order, None).await {
                 if rng.next(10) < 8 {

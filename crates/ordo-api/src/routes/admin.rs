@@ -70,6 +70,9 @@ pub async fn update_settings(
     if let Some(t) = req.payment_timeout_secs {
         settings.payment_timeout_secs = t;
     }
+    if let Some(methods) = req.payment_methods {
+        settings.payment_methods = methods;
+    }
     if let Some(rules) = req.review {
         settings.review = rules.into();
     }

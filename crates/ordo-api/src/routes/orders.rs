@@ -55,6 +55,7 @@ pub async fn create(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
             .collect(),
         shipping_minor: req.shipping_minor,
         note: req.note,
+        payment_method: req.payment_method,
     };
     check_lengths(&order)?;
     let (order, was_replayed) = s.engine.place_order(&c.who, c.shop, order, claim).await?;
@@ -68,7 +69,12 @@ fn check_lengths(o: &NewOrder) -> ApiResult<()> {
     if o.channel.is_empty() || o.channel.len() > 32 {
         return Err(unprocessable("invalid-channel", "channel must have 1 to 32 characters"));
     }
-    if long(&o.external_id, 128) || long(&o.note, 2000) || o.buyer.id.is_empty() || o.buyer.id.len() > 128 {
+    if long(&o.external_id, 128)
+        || long(&o.note, 2000)
+        || long(&o.payment_method, 32)
+        || o.buyer.id.is_empty()
+        || o.buyer.id.len() > 128
+    {
         return Err(unprocessable(
             "field-too-long",
             "external_id ≤ 128, note ≤ 2000, buyer.id 1..128 characters",

@@ -43,6 +43,7 @@ pub struct PlaceOrder {
     pub lines: Vec<LineRequest>,
     pub shipping_minor: i64,
     pub note: Option<String>,
+    pub payment_method: Option<String>,
     pub idempotency: Option<IdempotencyClaim>,
 }
 

@@ -37,6 +37,12 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
     if c.channel.is_empty() {
         return Err(CommandError::Empty { field: "channel" });
     }
+    if let Some(method) = &c.payment_method
+        && !settings.payment_methods.is_empty()
+        && !settings.payment_methods.contains(method)
+    {
+        return Err(CommandError::PaymentMethodNotAllowed { method: method.clone() });
+    }
     if !(0..=AMOUNT_MINOR_MAX).contains(&c.shipping_minor) {
         return Err(MoneyError::Overflow.into());
     }
@@ -137,6 +143,7 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
             total_minor: total.amount_minor,
         },
         note: c.note.clone(),
+        payment_method: c.payment_method.clone(),
         shipment: None,
         paid_minor: 0,
         refunded_minor: 0,

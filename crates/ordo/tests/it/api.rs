@@ -808,3 +808,39 @@ async fn the_cli_imports_a_csv_file_into_the_database() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(list["items"][0]["external_id"], "CLI-1");
 }
+
+#[tokio::test]
+async fn an_order_must_use_a_payment_method_the_shop_offers() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let order = |method: &str| {
+        let mut body = crate::support::order_body(json!([{ "sku": "A", "quantity": 1 }]));
+        body["payment_method"] = json!(method);
+        body
+    };
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/orders", &shop.owner, Some(order("cod")))
+            .await
+            .status,
+        201,
+        "any method until the shop lists some"
+    );
+    let settings = json!({ "payment_methods": ["alipay", "wechat"] });
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(settings),
+        )
+        .await;
+    assert_eq!(r.json()["payment_methods"], json!(["alipay", "wechat"]));
+    let r = app
+        .call(Method::POST, "/api/v1/orders", &shop.owner, Some(order("cod")))
+        .await;
+    assert_eq!((r.status, problem_type(&r.json())), (422, "payment-method-not-allowed"));
+    let r = app
+        .call(Method::POST, "/api/v1/orders", &shop.owner, Some(order("alipay")))
+        .await;
+    assert_eq!((r.status, r.json()["payment_method"].as_str()), (201, Some("alipay")));
+}
