@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod promotion;
 pub mod time;
 
 pub use batch::{Command, Context, IdSource, Outcome, WorkingSet};
