@@ -46,6 +46,9 @@ pub struct ShopView {
     pub review: ReviewRulesDto,
     /// Payment methods buyers may choose; empty means any.
     pub payment_methods: Vec<String>,
+    /// The shop's promotions and coupons (shape in the README).
+    #[schema(value_type = Vec<Object>)]
+    pub promotions: serde_json::Value,
     pub created_at: String,
 }
 
@@ -99,6 +102,7 @@ impl From<&Shop> for ShopView {
             review_above_minor: s.settings.review_above_minor,
             review: ReviewRulesDto::from(&s.settings.review),
             payment_methods: s.settings.payment_methods.clone(),
+            promotions: serde_json::to_value(&s.settings.promotions).unwrap_or_default(),
             created_at: time(s.created_at),
         }
     }
@@ -117,6 +121,9 @@ pub struct UpdateSettings {
     pub review: Option<ReviewRulesDto>,
     /// Replaces the list of payment methods offered; `[]` offers any.
     pub payment_methods: Option<Vec<String>>,
+    /// Replaces the shop's promotions (shape in the README).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub promotions: Option<serde_json::Value>,
 }
 
 /// Distinguishes an absent field from an explicit `null`.
@@ -395,6 +402,9 @@ pub struct CreateOrder {
     pub note: Option<String>,
     /// How the buyer will pay (`alipay`, `wechat`, `card`, `cod` …); must be one the shop offers.
     pub payment_method: Option<String>,
+    /// Coupon codes the buyer entered.
+    #[serde(default)]
+    pub coupon_codes: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -405,6 +415,8 @@ pub struct OrderLineView {
     pub quantity: i64,
     pub unit_price_minor: i64,
     pub total_minor: i64,
+    /// This line's share of the items discount.
+    pub discount_minor: i64,
     pub warehouse_id: Option<String>,
 }
 
@@ -413,8 +425,20 @@ pub struct PricingView {
     pub currency: String,
     pub items_minor: i64,
     pub shipping_minor: i64,
+    /// Items and shipping discounts together.
     pub discount_minor: i64,
+    /// total = items + shipping − discount.
     pub total_minor: i64,
+    /// Every promotion applied, with what it took off.
+    pub promotions: Vec<AppliedPromotionView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppliedPromotionView {
+    pub id: String,
+    pub coupon_code: Option<String>,
+    pub items_discount_minor: i64,
+    pub shipping_discount_minor: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -499,6 +523,7 @@ impl OrderView {
                     quantity: l.quantity,
                     unit_price_minor: l.unit_price_minor,
                     total_minor: l.total_minor,
+                    discount_minor: l.discount_minor,
                     warehouse_id: l.warehouse.map(|w| w.to_string()),
                 })
                 .collect(),
@@ -508,6 +533,16 @@ impl OrderView {
                 shipping_minor: o.pricing.shipping_minor,
                 discount_minor: o.pricing.discount_minor,
                 total_minor: o.pricing.total_minor,
+                promotions: o
+                    .promotions
+                    .iter()
+                    .map(|p| AppliedPromotionView {
+                        id: p.id.clone(),
+                        coupon_code: p.coupon_code.clone(),
+                        items_discount_minor: p.items_discount_minor,
+                        shipping_discount_minor: p.shipping_discount_minor,
+                    })
+                    .collect(),
             },
             note: o.note.clone(),
             payment_method: o.payment_method.clone(),

@@ -39,6 +39,9 @@ pub struct ShopSettings {
     /// Payment methods buyers may choose (e.g. `alipay`, `wechat`, `card`, `cod`); empty = any.
     #[serde(default)]
     pub payment_methods: Vec<String>,
+    /// Promotions and coupons (A4).
+    #[serde(default)]
+    pub promotions: Vec<crate::promotion::Promotion>,
 }
 
 /// Rules that hold a paid order for a person (审单). Every rule that matches adds
@@ -68,6 +71,7 @@ impl ShopSettings {
             review_above_minor: None,
             review: ReviewRules::default(),
             payment_methods: Vec::new(),
+            promotions: Vec::new(),
         }
     }
 }
@@ -223,6 +227,7 @@ mod tests {
             },
             note: note.map(String::from),
             payment_method: None,
+            promotions: vec![],
             shipment: None,
             paid_minor: total,
             refunded_minor: 0,

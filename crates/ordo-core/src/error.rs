@@ -32,6 +32,8 @@ pub enum CommandError {
     LineCount { max: usize },
     #[error("quantity must be between 1 and {max}")]
     Quantity { max: i64 },
+    #[error(transparent)]
+    Promotion(#[from] crate::promotion::PromotionError),
     #[error("payment method `{method}` is not offered by this shop")]
     PaymentMethodNotAllowed { method: String },
     #[error("orders with physical goods need a shipping address")]
@@ -70,6 +72,10 @@ impl CommandError {
             CommandError::Quantity { .. } => "quantity-out-of-range",
             CommandError::AddressRequired => "address-required",
             CommandError::PaymentMethodNotAllowed { .. } => "payment-method-not-allowed",
+            CommandError::Promotion(crate::promotion::PromotionError::CouponNotApplicable(_)) => {
+                "coupon-not-applicable"
+            }
+            CommandError::Promotion(crate::promotion::PromotionError::Invalid { .. }) => "invalid-promotion",
             CommandError::InvalidAddress(_) => "invalid-address",
             CommandError::Money(_) => "money-out-of-range",
             CommandError::Transition(_) | CommandError::PaymentTransition(_) => "illegal-transition",

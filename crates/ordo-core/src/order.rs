@@ -192,6 +192,9 @@ pub struct OrderLine {
     /// Where the line's stock is reserved; `None` for virtual goods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warehouse: Option<WarehouseId>,
+    /// This line's share of the items discount (parts sum to the order's).
+    #[serde(default)]
+    pub discount_minor: i64,
 }
 
 /// The price breakdown stored with the order (A4): total = items + shipping − discount.
@@ -235,6 +238,9 @@ pub struct Order {
     /// How the buyer will pay, e.g. `alipay`, `cod` (cash on delivery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_method: Option<String>,
+    /// Every promotion that priced this order, with what it took off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<crate::promotion::AppliedPromotion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment: Option<Shipment>,
     /// Money captured for this order and refunded from it, in `pricing.currency`

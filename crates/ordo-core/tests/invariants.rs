@@ -786,6 +786,7 @@ impl Harness {
             shipping_minor: p.shipping_minor,
             note: None,
             payment_method: None,
+            coupon_codes: vec![],
             idempotency: p.idempotency_key.map(|k| IdempotencyClaim {
                 scope: "key_test".into(),
                 key: format!("idem-{k}"),
@@ -1568,6 +1569,7 @@ fn place_one(sku: &str, quantity: i64) -> Command {
         shipping_minor: 0,
         note: None,
         payment_method: None,
+        coupon_codes: vec![],
         idempotency: None,
     }))
 }

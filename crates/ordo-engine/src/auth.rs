@@ -164,6 +164,15 @@ impl Engine {
                 "review_above_minor must be between 0 and 10^13",
             ));
         }
+        if settings.promotions.len() > 200 {
+            return Err(EngineError::invalid(
+                "invalid-setting",
+                "a shop has at most 200 promotions",
+            ));
+        }
+        for p in &settings.promotions {
+            ordo_core::promotion::check(p).map_err(|e| EngineError::invalid("invalid-promotion", e.to_string()))?;
+        }
         let r = &settings.review;
         let lists = [
             &r.blocked_buyers,

@@ -163,6 +163,7 @@ impl Engine {
                         shipping_minor: row.shipping_minor.unwrap_or(0),
                         note: row.note,
                         payment_method: None,
+                        coupon_codes: vec![],
                     };
                     orders.push((row.external_id, vec![line], order));
                 }

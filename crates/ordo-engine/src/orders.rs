@@ -30,6 +30,7 @@ pub struct NewOrder {
     pub shipping_minor: i64,
     pub note: Option<String>,
     pub payment_method: Option<String>,
+    pub coupon_codes: Vec<String>,
 }
 
 /// Most orders one bulk request may name.
@@ -113,6 +114,7 @@ impl Engine {
             shipping_minor: order.shipping_minor,
             note: order.note,
             payment_method: order.payment_method,
+            coupon_codes: order.coupon_codes,
             idempotency,
         }));
         match self.submit(cmd).await? {

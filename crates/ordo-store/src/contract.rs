@@ -234,6 +234,7 @@ impl World {
             shipping_minor: SHIPPING,
             note: None,
             payment_method: None,
+            coupon_codes: vec![],
             idempotency: None,
         }
     }

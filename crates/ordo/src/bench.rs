@@ -213,6 +213,7 @@ fn order_for(sku: String, n: usize) -> NewOrder {
         shipping_minor: 0,
         note: None,
         payment_method: None,
+        coupon_codes: vec![],
     }
 }
 

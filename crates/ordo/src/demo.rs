@@ -177,6 +177,7 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
                 shipping_minor: 800,
                 note: None,
                 payment_method: None,
+                coupon_codes: vec![],
             };
             if let Ok((o, _)) = engine.place_order(&admin, Some(shop.id), order, None).await {
                 if rng.next(10) < 8 {

@@ -70,6 +70,10 @@ pub async fn update_settings(
     if let Some(t) = req.payment_timeout_secs {
         settings.payment_timeout_secs = t;
     }
+    if let Some(promotions) = req.promotions {
+        settings.promotions = serde_json::from_value(promotions)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-promotion", e.to_string()))?;
+    }
     if let Some(methods) = req.payment_methods {
         settings.payment_methods = methods;
     }

@@ -56,6 +56,7 @@ pub async fn create(State(s): State<AppState>, p: Post) -> ApiResult<Response> {
         shipping_minor: req.shipping_minor,
         note: req.note,
         payment_method: req.payment_method,
+        coupon_codes: req.coupon_codes,
     };
     check_lengths(&order)?;
     let (order, was_replayed) = s.engine.place_order(&c.who, c.shop, order, claim).await?;

@@ -44,6 +44,8 @@ pub struct PlaceOrder {
     pub shipping_minor: i64,
     pub note: Option<String>,
     pub payment_method: Option<String>,
+    /// Coupon codes the buyer gave.
+    pub coupon_codes: Vec<String>,
     pub idempotency: Option<IdempotencyClaim>,
 }
 

@@ -14,6 +14,7 @@ use crate::inventory::{LedgerEntry, Movement, StockKey, StockLevel};
 use crate::money::{AMOUNT_MINOR_MAX, Money, MoneyError};
 use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pricing, Shipment};
 use crate::payment::{Payment, PaymentEvent, PaymentStatus};
+use crate::promotion::{self, PricedLine};
 use crate::{CommandError, OrderId, PaymentId, ShopId, Timestamp};
 
 pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
@@ -76,6 +77,7 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
             unit_price_minor: p.price_minor,
             total_minor: total.amount_minor,
             warehouse: None,
+            discount_minor: 0,
         });
     }
     match &c.shipping_address {
@@ -83,7 +85,28 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         None if !demand.is_empty() => return Err(CommandError::AddressRequired),
         None => {}
     }
-    let total = items.checked_add(Money::new(c.shipping_minor, currency)?)?;
+    let priced_lines: Vec<PricedLine> = lines
+        .iter()
+        .map(|l| PricedLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price_minor: l.unit_price_minor,
+        })
+        .collect();
+    let priced = promotion::apply(
+        &priced_lines,
+        c.shipping_minor,
+        &settings.promotions,
+        &c.coupon_codes,
+        ctx.now,
+    )?;
+    for (line, discount) in lines.iter_mut().zip(&priced.line_discounts_minor) {
+        line.discount_minor = *discount;
+    }
+    let discount = Money::new(priced.items_discount_minor + priced.shipping_discount_minor, currency)?;
+    let total = items
+        .checked_add(Money::new(c.shipping_minor, currency)?)?
+        .checked_sub(discount)?;
 
     // Decide where the stock comes from; nothing has changed yet.
     let demands: Vec<Demand> = demand
@@ -139,11 +162,12 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
             currency,
             items_minor: items.amount_minor,
             shipping_minor: c.shipping_minor,
-            discount_minor: 0,
+            discount_minor: discount.amount_minor,
             total_minor: total.amount_minor,
         },
         note: c.note.clone(),
         payment_method: c.payment_method.clone(),
+        promotions: priced.applied,
         shipment: None,
         paid_minor: 0,
         refunded_minor: 0,

@@ -837,3 +837,77 @@ async fn review_rules_hold_paid_orders_with_reasons_and_people_approve_or_reject
         "address is a known fraud drop"
     );
 }
+
+#[tokio::test]
+async fn promotions_and_coupons_price_the_order_and_the_breakdown_is_kept() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let promotions = json!([
+        { "id": "满100减10", "kind": { "type": "threshold", "spend_minor": 10000, "off_minor": 1000, "repeating": true }, "stackable": true, "priority": 10 },
+        { "id": "WELCOME5", "coupon_code": "WELCOME5", "kind": { "type": "fixed", "amount_minor": 500 }, "stackable": true, "priority": 1 },
+        { "id": "包邮", "kind": { "type": "free_shipping", "min_spend_minor": 5000 }, "stackable": true }
+    ]);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(json!({ "promotions": promotions })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["promotions"].as_array().unwrap().len(), 3);
+
+    // A: 1999 × 10 = 19,990 → two steps of 满100减10 (-2,000), coupon -500, shipping 800 free.
+    let mut body = crate::support::order_body(json!([{ "sku": "A", "quantity": 10 }, { "sku": "B", "quantity": 1 }]));
+    body["coupon_codes"] = json!(["WELCOME5"]);
+    let order = app
+        .call(Method::POST, "/api/v1/orders", &shop.owner, Some(body))
+        .await
+        .json();
+    let p = &order["pricing"];
+    assert_eq!(p["items_minor"], 20_490);
+    assert_eq!(p["discount_minor"], 2_000 + 500 + 800);
+    assert_eq!(p["total_minor"], 20_490 + 800 - 3_300);
+    let applied: Vec<&str> = p["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["满100减10", "WELCOME5", "包邮"]);
+    let line_discounts: i64 = order["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["discount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        line_discounts, 2_500,
+        "the items discount is split over the lines exactly"
+    );
+    // The gateway must capture the discounted total.
+    let paid = app.pay(&shop, &order).await;
+    assert_eq!(paid.json()["result"], "captured");
+
+    let mut wrong = crate::support::order_body(json!([{ "sku": "A", "quantity": 1 }]));
+    wrong["coupon_codes"] = json!(["NOPE"]);
+    let r = app.call(Method::POST, "/api/v1/orders", &shop.owner, Some(wrong)).await;
+    assert_eq!(
+        (r.status, r.json()["type"].as_str()),
+        (422, Some("https://ordo.dev/problems/coupon-not-applicable"))
+    );
+    let bad = json!({ "promotions": [{ "id": "x", "kind": { "type": "percentage", "percent_bp": 0 } }] });
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(bad),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["type"].as_str()),
+        (422, Some("https://ordo.dev/problems/invalid-promotion"))
+    );
+}
