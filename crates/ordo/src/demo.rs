@@ -62,6 +62,9 @@ pub async fn seed(engine: &Engine) -> Result<Seeded> {
         engine
             .set_gateway_secret(&admin, shop.id, "generic", DEMO_GATEWAY_SECRET)
             .await?;
+        engine
+            .update_settings(&admin, shop.id, demo_settings(shop.settings.clone()))
+            .await?;
         let mut warehouses = Vec::new();
         for (code, region, wname) in REGIONS {
             let w = engine
@@ -125,6 +128,38 @@ pub async fn seed(engine: &Engine) -> Result<Seeded> {
         });
     }
     Ok(Seeded { shops })
+}
+
+/// A 满减 promotion, free shipping over ¥99, and a review rule holding big orders.
+fn demo_settings(mut s: ordo_core::catalog::ShopSettings) -> ordo_core::catalog::ShopSettings {
+    use ordo_core::promotion::{Promotion, PromotionKind};
+    let promo = |id: &str, kind| Promotion {
+        id: id.into(),
+        coupon_code: None,
+        kind,
+        starts_at: None,
+        ends_at: None,
+        stackable: true,
+        priority: 0,
+    };
+    s.promotions = vec![
+        promo(
+            "满100减10",
+            PromotionKind::Threshold {
+                spend_minor: 10_000,
+                off_minor: 1_000,
+                repeating: true,
+            },
+        ),
+        promo(
+            "满99包邮",
+            PromotionKind::FreeShipping {
+                min_spend_minor: Some(9_900),
+            },
+        ),
+    ];
+    s.review_above_minor = Some(20_000);
+    s
 }
 
 /// A small deterministic generator so the demo needs no randomness crate.
