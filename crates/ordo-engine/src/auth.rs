@@ -86,6 +86,13 @@ impl Engine {
         }
     }
 
+    /// The shop a call acts on, once the caller's role allows `action` (see [`Engine::shop_of`]).
+    pub(crate) fn scope(&self, who: &Principal, named: Option<ShopId>, action: Action) -> EngineResult<ShopId> {
+        let shop = self.shop_of(who, named)?;
+        self.require(who, action)?;
+        Ok(shop)
+    }
+
     /// The shop a shop-level call acts on: a key's own shop, or for the platform
     /// admin the shop it names.
     pub fn shop_of(&self, who: &Principal, named: Option<ShopId>) -> EngineResult<ShopId> {
@@ -141,8 +148,7 @@ impl Engine {
     }
 
     pub async fn update_settings(&self, who: &Principal, shop: ShopId, settings: ShopSettings) -> EngineResult<Shop> {
-        let shop = self.shop_of(who, Some(shop))?;
-        self.require(who, Action::ManageSettings)?;
+        let shop = self.scope(who, Some(shop), Action::ManageSettings)?;
         if !(60..=7 * 24 * 3600).contains(&settings.payment_timeout_secs) {
             return Err(EngineError::invalid(
                 "invalid-setting",
@@ -202,8 +208,7 @@ impl Engine {
     }
 
     pub async fn issue_key(&self, who: &Principal, shop: ShopId, role: Role, name: &str) -> EngineResult<IssuedKey> {
-        let shop = self.shop_of(who, Some(shop))?;
-        self.require(who, Action::ManageKeys)?;
+        let shop = self.scope(who, Some(shop), Action::ManageKeys)?;
         self.inner.store.get_shop(shop).await?;
         let secret = new_secret();
         let record = ApiKeyRecord {
@@ -229,14 +234,12 @@ impl Engine {
     }
 
     pub async fn list_keys(&self, who: &Principal, shop: ShopId) -> EngineResult<Vec<ApiKeyRecord>> {
-        let shop = self.shop_of(who, Some(shop))?;
-        self.require(who, Action::ManageKeys)?;
+        let shop = self.scope(who, Some(shop), Action::ManageKeys)?;
         Ok(self.inner.store.list_api_keys(shop).await?)
     }
 
     pub async fn revoke_key(&self, who: &Principal, shop: ShopId, key: ApiKeyId) -> EngineResult<()> {
-        let shop = self.shop_of(who, Some(shop))?;
-        self.require(who, Action::ManageKeys)?;
+        let shop = self.scope(who, Some(shop), Action::ManageKeys)?;
         let now = self.now();
         let event = audit_event(who, shop, key.to_string(), kinds::API_KEY_REVOKED, json!({}), now);
         self.inner.store.revoke_api_key(shop, key, now, event).await?;
@@ -254,8 +257,7 @@ impl Engine {
         gateway: &str,
         secret: &str,
     ) -> EngineResult<()> {
-        let shop = self.shop_of(who, Some(shop))?;
-        self.require(who, Action::ManageSettings)?;
+        let shop = self.scope(who, Some(shop), Action::ManageSettings)?;
         crate::gateway::check_gateway_name(gateway)?;
         if secret.len() < 16 || secret.len() > 4096 {
             return Err(EngineError::invalid(

@@ -86,8 +86,7 @@ fn check_price(price_minor: i64, weight_g: i64) -> EngineResult<()> {
 
 impl Engine {
     pub async fn create_product(&self, who: &Principal, shop: Option<ShopId>, p: NewProduct) -> EngineResult<Product> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::WriteCatalog)?;
+        let shop = self.scope(who, shop, Action::WriteCatalog)?;
         check_code("sku", &p.sku)?;
         check_name(&p.name)?;
         check_price(p.price_minor, p.weight_g)?;
@@ -128,8 +127,7 @@ impl Engine {
         id: ProductId,
         patch: ProductPatch,
     ) -> EngineResult<Product> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::WriteCatalog)?;
+        let shop = self.scope(who, shop, Action::WriteCatalog)?;
         let mut p = self.inner.store.get_product(shop, id).await?;
         if let Some(name) = patch.name {
             check_name(&name)?;
@@ -152,8 +150,7 @@ impl Engine {
     }
 
     pub async fn get_product(&self, who: &Principal, shop: Option<ShopId>, id: ProductId) -> EngineResult<Product> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadCatalog)?;
+        let shop = self.scope(who, shop, Action::ReadCatalog)?;
         Ok(self.inner.store.get_product(shop, id).await?)
     }
 
@@ -164,8 +161,7 @@ impl Engine {
         cursor: Option<ProductId>,
         limit: u32,
     ) -> EngineResult<Vec<Product>> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadCatalog)?;
+        let shop = self.scope(who, shop, Action::ReadCatalog)?;
         Ok(self.inner.store.list_products(shop, cursor, limit).await?)
     }
 
@@ -175,8 +171,7 @@ impl Engine {
         shop: Option<ShopId>,
         w: NewWarehouse,
     ) -> EngineResult<Warehouse> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::WriteCatalog)?;
+        let shop = self.scope(who, shop, Action::WriteCatalog)?;
         check_code("code", &w.code)?;
         check_name(&w.name)?;
         check_code("region", &w.region)?;
@@ -206,8 +201,7 @@ impl Engine {
     }
 
     pub async fn list_warehouses(&self, who: &Principal, shop: Option<ShopId>) -> EngineResult<Vec<Warehouse>> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadStock)?;
+        let shop = self.scope(who, shop, Action::ReadStock)?;
         Ok(self.inner.store.list_warehouses(shop).await?)
     }
 
@@ -221,8 +215,7 @@ impl Engine {
         change: StockChange,
         note: Option<String>,
     ) -> EngineResult<StockLevel> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::WriteStock)?;
+        let shop = self.scope(who, shop, Action::WriteStock)?;
         let n = match change {
             StockChange::Delta(n) => i64::try_from(n.unsigned_abs()).unwrap_or(i64::MAX),
             StockChange::SetOnHand(n) if n < 0 => {
@@ -261,8 +254,7 @@ impl Engine {
         shop: Option<ShopId>,
         sku: &str,
     ) -> EngineResult<(Product, Vec<StockLevel>)> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadStock)?;
+        let shop = self.scope(who, shop, Action::ReadStock)?;
         let product = self
             .inner
             .store
@@ -279,8 +271,7 @@ impl Engine {
         shop: Option<ShopId>,
         warehouse: Option<WarehouseId>,
     ) -> EngineResult<Vec<StockLevel>> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadStock)?;
+        let shop = self.scope(who, shop, Action::ReadStock)?;
         Ok(self.inner.store.list_stock(shop, warehouse).await?)
     }
 
@@ -292,8 +283,7 @@ impl Engine {
         after: i64,
         limit: u32,
     ) -> EngineResult<Vec<(i64, LedgerEntry)>> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadStock)?;
+        let shop = self.scope(who, shop, Action::ReadStock)?;
         let product = self
             .inner
             .store

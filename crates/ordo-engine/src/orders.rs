@@ -102,8 +102,7 @@ impl Engine {
         order: NewOrder,
         idempotency: Option<IdempotencyClaim>,
     ) -> EngineResult<(Order, bool)> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::PlaceOrders)?;
+        let shop = self.scope(who, shop, Action::PlaceOrders)?;
         let cmd = Command::PlaceOrder(Box::new(PlaceOrder {
             by: by(who, shop),
             channel: order.channel,
@@ -129,8 +128,7 @@ impl Engine {
     }
 
     pub async fn get_order(&self, who: &Principal, shop: Option<ShopId>, id: OrderId) -> EngineResult<Order> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadOrders)?;
+        let shop = self.scope(who, shop, Action::ReadOrders)?;
         Ok(self.inner.store.get_order(shop, id).await?)
     }
 
@@ -140,8 +138,7 @@ impl Engine {
         shop: Option<ShopId>,
         mut filter: OrderFilter,
     ) -> EngineResult<OrderPage> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ReadOrders)?;
+        let shop = self.scope(who, shop, Action::ReadOrders)?;
         filter.limit = filter.limit.clamp(1, 500);
         let orders = self.inner.store.list_orders(shop, &filter).await?;
         let next_cursor = if orders.len() as u32 == filter.limit {
@@ -226,8 +223,7 @@ impl Engine {
         id: OrderId,
         accept: bool,
     ) -> EngineResult<Order> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::ManageOrders)?;
+        let shop = self.scope(who, shop, Action::ManageOrders)?;
         match self
             .submit(Command::ResolvePaymentException {
                 by: by(who, shop),
@@ -250,8 +246,7 @@ impl Engine {
         reason: String,
         idempotency: Option<IdempotencyClaim>,
     ) -> EngineResult<(Order, Vec<RefundId>, bool)> {
-        let shop = self.shop_of(who, shop)?;
-        self.require(who, Action::Refund)?;
+        let shop = self.scope(who, shop, Action::Refund)?;
         let cmd = Command::Refund(RefundRequest {
             by: by(who, shop),
             order: id,

@@ -499,6 +499,20 @@ pub(super) fn cancel(
     Ok(())
 }
 
+/// The unpaid order a timer fired for, if `timer` (its deadline or reminder time)
+/// has passed; `None` when the order moved on meanwhile.
+fn due_unpaid(
+    ws: &WorkingSet,
+    shop: ShopId,
+    id: OrderId,
+    now: Timestamp,
+    timer: fn(&Order) -> Option<Timestamp>,
+) -> Option<Order> {
+    let order = scoped(ws, shop, id).ok()?;
+    let due = order.status == OrderStatus::PendingPayment && timer(order).is_some_and(|t| t <= now);
+    due.then(|| order.clone())
+}
+
 /// The payment-timeout timer's command: cancels the order if it is still unpaid
 /// and past its deadline; otherwise does nothing.
 pub(super) fn expire_unpaid(
@@ -507,14 +521,9 @@ pub(super) fn expire_unpaid(
     id: OrderId,
     ctx: &mut Context<'_>,
 ) -> Result<Outcome, CommandError> {
-    let Ok(order) = scoped(ws, shop, id) else {
+    let Some(mut order) = due_unpaid(ws, shop, id, ctx.now, |o| o.payment_due_at) else {
         return Ok(Outcome::Skipped);
     };
-    let due = order.status == OrderStatus::PendingPayment && order.payment_due_at.is_some_and(|d| d <= ctx.now);
-    if !due {
-        return Ok(Outcome::Skipped);
-    }
-    let mut order = order.clone();
     cancel(
         ws,
         &mut order,
@@ -538,14 +547,9 @@ pub(super) fn remind_unpaid(
     id: OrderId,
     ctx: &mut Context<'_>,
 ) -> Result<Outcome, CommandError> {
-    let Ok(order) = scoped(ws, shop, id) else {
+    let Some(mut order) = due_unpaid(ws, shop, id, ctx.now, |o| o.payment_reminder_at) else {
         return Ok(Outcome::Skipped);
     };
-    let due = order.status == OrderStatus::PendingPayment && order.payment_reminder_at.is_some_and(|r| r <= ctx.now);
-    if !due {
-        return Ok(Outcome::Skipped);
-    }
-    let mut order = order.clone();
     order.payment_reminder_at = None;
     order.updated_at = ctx.now;
     order.version += 1;
