@@ -72,4 +72,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
 }

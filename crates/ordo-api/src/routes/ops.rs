@@ -46,6 +46,15 @@ pub async fn count_requests(State(engine): State<Engine>, req: Request, next: Ne
     resp
 }
 
+/// A known path with the wrong method.
+pub async fn method_not_allowed() -> crate::problem::ApiError {
+    crate::problem::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this path does not take that method",
+    )
+}
+
 /// Unknown paths answer with a problem too, like every other error.
 pub async fn not_found() -> crate::problem::ApiError {
     crate::problem::ApiError::new(StatusCode::NOT_FOUND, "no-such-route", "no such path in this API")

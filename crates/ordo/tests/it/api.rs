@@ -590,6 +590,8 @@ async fn malformed_queries_unknown_routes_and_bad_settings_are_problems_too() {
         .call(Method::GET, "/api/v1/orders?limit=many", &shop.owner, None)
         .await;
     assert_eq!((r.status, problem_type(&r.json())), (400, "invalid-query"));
+    let r = app.call(Method::DELETE, "/api/v1/orders", &shop.owner, None).await;
+    assert_eq!((r.status, problem_type(&r.json())), (405, "method-not-allowed"));
     let r = app.call(Method::GET, "/api/v1/nothing-here", &shop.owner, None).await;
     assert_eq!((r.status, problem_type(&r.json())), (404, "no-such-route"));
     let settings = format!("/api/v1/shops/{}/settings", shop.id);
