@@ -61,6 +61,14 @@ impl From<EngineError> for ApiError {
             EngineError::Overloaded => ApiError::new(S::SERVICE_UNAVAILABLE, "overloaded", e.to_string()),
             EngineError::RateLimited => ApiError::new(S::TOO_MANY_REQUESTS, "rate-limited", e.to_string()),
             EngineError::BadSignature => ApiError::new(S::UNAUTHORIZED, "bad-signature", e.to_string()),
+            EngineError::Store(ordo_store::StoreError::Unavailable(inner)) => {
+                tracing::error!(error = %inner, "database unavailable");
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; retry with the same Idempotency-Key",
+                )
+            }
             EngineError::Store(inner) => {
                 tracing::error!(error = %inner, "storage error");
                 ApiError::new(

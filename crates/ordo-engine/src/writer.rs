@@ -59,9 +59,12 @@ impl Writer {
                 );
                 self.answer(committed, replies)
             }
-            // One command can make a whole transaction fail at the database (e.g. a
-            // row another process inserted meanwhile); isolate it by committing
-            // each command on its own.
+            // Lost contact with the database: the commit may or may not have happened,
+            // so nothing is re-run (callers retry with their Idempotency-Key).
+            Err(e @ StoreError::Unavailable(_)) => self.fail(replies, e),
+            // The database refused the transaction, so nothing of it was applied. One
+            // command can cause that (e.g. a row another process inserted meanwhile);
+            // isolate it by committing each command on its own.
             Err(_) if commands.len() > 1 => {
                 for (command, reply) in Arc::unwrap_or_clone(commands).into_iter().zip(replies) {
                     let single = Arc::new(vec![command]);
@@ -139,6 +142,7 @@ impl Writer {
         for reply in replies {
             let err = match &e {
                 StoreError::Conflict(_) => EngineError::Conflict(message.clone()),
+                StoreError::Unavailable(_) => EngineError::Store(StoreError::Unavailable(message.clone())),
                 _ => EngineError::Store(StoreError::Backend(message.clone())),
             };
             let _ = reply.send(Err(err));
