@@ -205,19 +205,16 @@ fn names_match(given: &str, official: &str) -> bool {
     if given == official {
         return true;
     }
-    let short = |name: &str| -> String {
-        SUFFIXES
-            .iter()
-            .filter_map(|s| name.strip_suffix(s))
-            .min_by_key(|s| s.len())
-            .unwrap_or(name)
-            .to_string()
-    };
-    let given_short = short(given);
+    // The shortest form of what was given, without allocating (this runs per order).
+    let given_short = SUFFIXES
+        .iter()
+        .filter_map(|s| given.strip_suffix(s))
+        .min_by_key(|s| s.len())
+        .unwrap_or(given);
     if given_short.chars().count() < 2 {
         return false;
     }
-    let Some(rest) = official.strip_prefix(given_short.as_str()) else {
+    let Some(rest) = official.strip_prefix(given_short) else {
         return false;
     };
     rest.is_empty()
