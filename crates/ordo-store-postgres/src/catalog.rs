@@ -6,7 +6,8 @@ use ordo_core::catalog::{Product, Warehouse};
 use ordo_core::{ProductId, ShopId};
 use ordo_store::{StoreError, StoreResult};
 
-use crate::codec::{json, limit, to_json};
+use crate::codec::{limit, to_json};
+use crate::docs::{fetch_doc, fetch_docs};
 use crate::error::db;
 use crate::shops::found;
 
@@ -34,24 +35,19 @@ pub(crate) async fn update_product(tx: &Transaction<'_>, p: &Product) -> StoreRe
 }
 
 pub(crate) async fn get_product(client: &Client, shop: ShopId, id: ProductId) -> StoreResult<Product> {
-    let stmt = client
-        .prepare_cached("SELECT doc FROM products WHERE id = $1 AND shop = $2")
-        .await
-        .map_err(db)?;
-    let row = client
-        .query_opt(&stmt, &[&id.to_string(), &shop.to_string()])
-        .await
-        .map_err(db)?;
-    row.map(|r| json(&r, "doc")).ok_or(StoreError::NotFound)?
+    let sql = "SELECT doc FROM products WHERE id = $1 AND shop = $2";
+    fetch_doc(client, sql, &[&id.to_string(), &shop.to_string()])
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 pub(crate) async fn product_by_sku(client: &Client, shop: ShopId, sku: &str) -> StoreResult<Option<Product>> {
-    let stmt = client
-        .prepare_cached("SELECT doc FROM products WHERE shop = $1 AND sku = $2")
-        .await
-        .map_err(db)?;
-    let row = client.query_opt(&stmt, &[&shop.to_string(), &sku]).await.map_err(db)?;
-    row.map(|r| json(&r, "doc")).transpose()
+    fetch_doc(
+        client,
+        "SELECT doc FROM products WHERE shop = $1 AND sku = $2",
+        &[&shop.to_string(), &sku],
+    )
+    .await
 }
 
 /// Oldest first; `cursor` returns the products created after it.
@@ -61,16 +57,9 @@ pub(crate) async fn list_products(
     cursor: Option<ProductId>,
     max: u32,
 ) -> StoreResult<Vec<Product>> {
-    let stmt = client
-        .prepare_cached("SELECT doc FROM products WHERE shop = $1 AND id > COALESCE($2, '') ORDER BY id LIMIT $3")
-        .await
-        .map_err(db)?;
+    let sql = "SELECT doc FROM products WHERE shop = $1 AND id > COALESCE($2, '') ORDER BY id LIMIT $3";
     let cursor = cursor.map(|c| c.to_string());
-    let rows = client
-        .query(&stmt, &[&shop.to_string(), &cursor, &limit(max)])
-        .await
-        .map_err(db)?;
-    rows.iter().map(|r| json(r, "doc")).collect()
+    fetch_docs(client, sql, &[&shop.to_string(), &cursor, &limit(max)]).await
 }
 
 pub(crate) async fn insert_warehouse(tx: &Transaction<'_>, w: &Warehouse) -> StoreResult<()> {
@@ -85,10 +74,10 @@ pub(crate) async fn insert_warehouse(tx: &Transaction<'_>, w: &Warehouse) -> Sto
 }
 
 pub(crate) async fn list_warehouses(client: &Client, shop: ShopId) -> StoreResult<Vec<Warehouse>> {
-    let stmt = client
-        .prepare_cached("SELECT doc FROM warehouses WHERE shop = $1 ORDER BY id")
-        .await
-        .map_err(db)?;
-    let rows = client.query(&stmt, &[&shop.to_string()]).await.map_err(db)?;
-    rows.iter().map(|r| json(r, "doc")).collect()
+    fetch_docs(
+        client,
+        "SELECT doc FROM warehouses WHERE shop = $1 ORDER BY id",
+        &[&shop.to_string()],
+    )
+    .await
 }

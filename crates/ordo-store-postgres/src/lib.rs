@@ -8,6 +8,7 @@
 mod batch;
 mod catalog;
 mod codec;
+mod docs;
 mod error;
 mod events;
 mod migrate;

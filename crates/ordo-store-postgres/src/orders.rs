@@ -7,19 +7,15 @@ use ordo_core::{OrderId, ShopId, Timestamp};
 use ordo_store::{OrderFilter, StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 
-use crate::codec::{json, limit, parsed};
+use crate::codec::{limit, parsed};
+use crate::docs::{fetch_doc, fetch_docs};
 use crate::error::db;
 
 pub(crate) async fn get(client: &Client, shop: ShopId, id: OrderId) -> StoreResult<Order> {
-    let stmt = client
-        .prepare_cached("SELECT doc FROM orders WHERE id = $1 AND shop = $2")
-        .await
-        .map_err(db)?;
-    let row = client
-        .query_opt(&stmt, &[&id.to_string(), &shop.to_string()])
-        .await
-        .map_err(db)?;
-    row.map(|r| json(&r, "doc")).ok_or(StoreError::NotFound)?
+    let sql = "SELECT doc FROM orders WHERE id = $1 AND shop = $2";
+    fetch_doc(client, sql, &[&id.to_string(), &shop.to_string()])
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 /// Newest first. Only the filters given become SQL conditions, so each combination
@@ -47,34 +43,18 @@ pub(crate) async fn list(client: &Client, shop: ShopId, filter: &OrderFilter) ->
     params.push(Box::new(limit(filter.limit)));
     sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", params.len()));
 
-    let stmt = client.prepare_cached(&sql).await.map_err(db)?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-    let rows = client.query(&stmt, &refs).await.map_err(db)?;
-    rows.iter().map(|r| json(r, "doc")).collect()
+    fetch_docs(client, &sql, &refs).await
 }
 
 pub(crate) async fn payments(client: &Client, shop: ShopId, order: OrderId) -> StoreResult<Vec<Payment>> {
-    let stmt = client
-        .prepare_cached("SELECT doc FROM payments WHERE order_id = $1 AND shop = $2 ORDER BY id")
-        .await
-        .map_err(db)?;
-    let rows = client
-        .query(&stmt, &[&order.to_string(), &shop.to_string()])
-        .await
-        .map_err(db)?;
-    rows.iter().map(|r| json(r, "doc")).collect()
+    let sql = "SELECT doc FROM payments WHERE order_id = $1 AND shop = $2 ORDER BY id";
+    fetch_docs(client, sql, &[&order.to_string(), &shop.to_string()]).await
 }
 
 pub(crate) async fn refunds(client: &Client, shop: ShopId, order: OrderId) -> StoreResult<Vec<Refund>> {
-    let stmt = client
-        .prepare_cached("SELECT doc FROM refunds WHERE order_id = $1 AND shop = $2 ORDER BY id")
-        .await
-        .map_err(db)?;
-    let rows = client
-        .query(&stmt, &[&order.to_string(), &shop.to_string()])
-        .await
-        .map_err(db)?;
-    rows.iter().map(|r| json(r, "doc")).collect()
+    let sql = "SELECT doc FROM refunds WHERE order_id = $1 AND shop = $2 ORDER BY id";
+    fetch_docs(client, sql, &[&order.to_string(), &shop.to_string()]).await
 }
 
 /// Unpaid orders past their deadline, across every shop, oldest deadline first.
