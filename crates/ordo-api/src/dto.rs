@@ -49,6 +49,7 @@ pub struct ShopView {
     /// The shop's promotions and coupons (shape in the README).
     #[schema(value_type = Vec<Object>)]
     pub promotions: serde_json::Value,
+    pub purchase_limits: Vec<PurchaseLimitDto>,
     pub created_at: String,
 }
 
@@ -67,6 +68,49 @@ pub struct ReviewRulesDto {
     /// Case-insensitive words that flag an address.
     #[serde(default)]
     pub flagged_address_words: Vec<String>,
+    /// Hold a new buyer's first order above this total (buyers count from when the rule is on).
+    #[serde(default)]
+    pub new_buyer_above_minor: Option<i64>,
+    /// Hold orders beyond `max_orders` to one address within `window_secs`.
+    #[serde(default)]
+    pub address_orders: Option<AddressOrdersDto>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct AddressOrdersDto {
+    pub max_orders: i64,
+    pub window_secs: i64,
+}
+
+/// 限购: at most `max_units` of `sku` per buyer within `window_secs` (absent = for ever).
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseLimitDto {
+    pub sku: String,
+    pub max_units: i64,
+    #[serde(default)]
+    pub window_secs: Option<i64>,
+}
+
+impl From<&ordo_core::limits::PurchaseLimit> for PurchaseLimitDto {
+    fn from(l: &ordo_core::limits::PurchaseLimit) -> Self {
+        PurchaseLimitDto {
+            sku: l.sku.clone(),
+            max_units: l.max_units,
+            window_secs: l.window_secs,
+        }
+    }
+}
+
+impl From<PurchaseLimitDto> for ordo_core::limits::PurchaseLimit {
+    fn from(l: PurchaseLimitDto) -> Self {
+        ordo_core::limits::PurchaseLimit {
+            sku: l.sku,
+            max_units: l.max_units,
+            window_secs: l.window_secs,
+        }
+    }
 }
 
 impl From<&ordo_core::catalog::ReviewRules> for ReviewRulesDto {
@@ -76,6 +120,11 @@ impl From<&ordo_core::catalog::ReviewRules> for ReviewRulesDto {
             blocked_buyers: r.blocked_buyers.clone(),
             blocked_phones: r.blocked_phones.clone(),
             flagged_address_words: r.flagged_address_words.clone(),
+            new_buyer_above_minor: r.new_buyer_above_minor,
+            address_orders: r.address_orders.map(|a| AddressOrdersDto {
+                max_orders: a.max_orders,
+                window_secs: a.window_secs,
+            }),
         }
     }
 }
@@ -87,6 +136,11 @@ impl From<ReviewRulesDto> for ordo_core::catalog::ReviewRules {
             blocked_buyers: r.blocked_buyers,
             blocked_phones: r.blocked_phones,
             flagged_address_words: r.flagged_address_words,
+            new_buyer_above_minor: r.new_buyer_above_minor,
+            address_orders: r.address_orders.map(|a| ordo_core::catalog::AddressOrdersRule {
+                max_orders: a.max_orders,
+                window_secs: a.window_secs,
+            }),
         }
     }
 }
@@ -103,6 +157,7 @@ impl From<&Shop> for ShopView {
             review: ReviewRulesDto::from(&s.settings.review),
             payment_methods: s.settings.payment_methods.clone(),
             promotions: serde_json::to_value(&s.settings.promotions).unwrap_or_default(),
+            purchase_limits: s.settings.purchase_limits.iter().map(PurchaseLimitDto::from).collect(),
             created_at: time(s.created_at),
         }
     }
@@ -124,6 +179,8 @@ pub struct UpdateSettings {
     /// Replaces the shop's promotions (shape in the README).
     #[schema(value_type = Option<Vec<Object>>)]
     pub promotions: Option<serde_json::Value>,
+    /// Replaces the shop's purchase limits.
+    pub purchase_limits: Option<Vec<PurchaseLimitDto>>,
 }
 
 /// Distinguishes an absent field from an explicit `null`.

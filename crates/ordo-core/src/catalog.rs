@@ -42,6 +42,9 @@ pub struct ShopSettings {
     /// Promotions and coupons (A4).
     #[serde(default)]
     pub promotions: Vec<crate::promotion::Promotion>,
+    /// Per-buyer purchase limits (限购, A3).
+    #[serde(default)]
+    pub purchase_limits: Vec<crate::limits::PurchaseLimit>,
 }
 
 /// Rules that hold a paid order for a person (审单). Every rule that matches adds
@@ -60,6 +63,21 @@ pub struct ReviewRules {
     /// Words that flag an address (e.g. a parcel locker abused before), matched case-insensitively.
     #[serde(default)]
     pub flagged_address_words: Vec<String>,
+    /// Hold the first order of a buyer new to the shop when its total is above this
+    /// (buyers are counted from when the rule is switched on).
+    #[serde(default)]
+    pub new_buyer_above_minor: Option<i64>,
+    /// Hold an order when too many orders went to its address within a window.
+    #[serde(default)]
+    pub address_orders: Option<AddressOrdersRule>,
+}
+
+/// More than `max_orders` orders to one address within `window_secs` is suspicious
+/// (brushing, reselling); the orders beyond the limit are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressOrdersRule {
+    pub max_orders: i64,
+    pub window_secs: i64,
 }
 
 impl ShopSettings {
@@ -72,6 +90,7 @@ impl ShopSettings {
             review: ReviewRules::default(),
             payment_methods: Vec::new(),
             promotions: Vec::new(),
+            purchase_limits: Vec::new(),
         }
     }
 }
@@ -174,7 +193,52 @@ pub fn review(settings: &ShopSettings, order: &Order) -> Vec<String> {
             reasons.push(format!("the address contains the flagged word `{word}`"));
         }
     }
+    let history = &order.history;
+    if let (Some(limit), Some(0)) = (rules.new_buyer_above_minor, history.buyer_orders_before)
+        && total > limit
+    {
+        reasons.push(format!(
+            "first order of a new buyer, total {total} is above the limit {limit}"
+        ));
+    }
+    if let (Some(rule), Some(n)) = (rules.address_orders, history.address_orders_in_window)
+        && n > rule.max_orders
+    {
+        reasons.push(format!(
+            "{n} orders to this address within {} s, more than {}",
+            rule.window_secs, rule.max_orders
+        ));
+    }
     reasons
+}
+
+/// Checks the shop's limits and history rules; the error says which number is wrong.
+pub fn check_limits(settings: &ShopSettings) -> Result<(), String> {
+    if settings.purchase_limits.len() > 1000 {
+        return Err("a shop has at most 1000 purchase limits".into());
+    }
+    for l in &settings.purchase_limits {
+        if l.sku.trim().is_empty() || l.max_units < 1 || l.window_secs.is_some_and(|w| w < 1) {
+            return Err(format!(
+                "purchase limit for `{}` needs a SKU, max_units of at least 1 and a positive window_secs",
+                l.sku
+            ));
+        }
+    }
+    let rules = &settings.review;
+    if rules
+        .new_buyer_above_minor
+        .is_some_and(|v| !(0..=crate::money::AMOUNT_MINOR_MAX).contains(&v))
+    {
+        return Err("review.new_buyer_above_minor must be between 0 and 10^13".into());
+    }
+    if rules
+        .address_orders
+        .is_some_and(|r| r.max_orders < 1 || r.window_secs < 60)
+    {
+        return Err("review.address_orders needs max_orders of at least 1 and window_secs of at least 60".into());
+    }
+    Ok(())
 }
 
 /// When to remind the buyer of an order placed at `now`: the reminder lead before
@@ -233,6 +297,8 @@ mod tests {
             refunded_minor: 0,
             payment_due_at: None,
             payment_reminder_at: None,
+            counted: vec![],
+            history: Default::default(),
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             version: 1,
@@ -248,6 +314,7 @@ mod tests {
             blocked_buyers: vec!["bad-buyer".into()],
             blocked_phones: vec!["13900000000".into()],
             flagged_address_words: vec!["Locker 9".into()],
+            ..ReviewRules::default()
         };
         let cases: &[(Order, &[&str])] = &[
             (order(5_000, None, "b", "13812345678", "文三路 1 号"), &[]),
@@ -282,5 +349,35 @@ mod tests {
             review(&ShopSettings::new(Currency::CNY), &cases[7].0).is_empty(),
             "no rules, no holds"
         );
+    }
+
+    #[test]
+    fn history_rules_read_the_facts_taken_at_placement() {
+        let mut s = ShopSettings::new(Currency::CNY);
+        s.review.new_buyer_above_minor = Some(10_000);
+        s.review.address_orders = Some(AddressOrdersRule {
+            max_orders: 3,
+            window_secs: 3600,
+        });
+        let with = |total, before, at_address| {
+            let mut o = order(total, None, "b", "13812345678", "x");
+            o.history = crate::limits::HistoryFacts {
+                buyer_orders_before: before,
+                address_orders_in_window: at_address,
+            };
+            o
+        };
+        assert!(
+            review(&s, &with(20_000, Some(1), Some(3))).is_empty(),
+            "known buyer, 3 orders"
+        );
+        assert!(
+            review(&s, &with(9_000, Some(0), Some(1))).is_empty(),
+            "new buyer, small order"
+        );
+        assert!(review(&s, &with(20_000, None, None)).is_empty(), "no facts, no hold");
+        let reasons = review(&s, &with(20_000, Some(0), Some(4)));
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("new buyer") && reasons[1].contains("4 orders to this address"));
     }
 }

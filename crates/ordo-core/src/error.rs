@@ -54,6 +54,12 @@ pub enum CommandError {
     Empty { field: &'static str },
     #[error("the order has no payment exception to resolve")]
     NoPaymentException,
+    #[error("coupon `{code}` has been used up")]
+    CouponUsedUp { code: String },
+    #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
+    CouponPerBuyerLimit { code: String, max: i64 },
+    #[error("SKU `{sku}` is limited to {max} unit(s) per buyer; this buyer already has {already}")]
+    PurchaseLimit { sku: String, max: i64, already: i64 },
 }
 
 impl CommandError {
@@ -83,6 +89,9 @@ impl CommandError {
             CommandError::IdempotencyKeyReused => "idempotency-key-reused",
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
+            CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::CouponPerBuyerLimit { .. } => "coupon-per-buyer-limit",
+            CommandError::PurchaseLimit { .. } => "purchase-limit",
         }
     }
 

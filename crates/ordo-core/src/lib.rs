@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod inventory;
+pub mod limits;
 pub mod money;
 pub mod order;
 pub mod payment;

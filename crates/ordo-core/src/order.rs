@@ -252,6 +252,13 @@ pub struct Order {
     /// When the buyer is reminded to pay; cleared once reminded or no longer unpaid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_reminder_at: Option<Timestamp>,
+    /// What this order added to limit counters (coupons, purchase limits, history),
+    /// given back if it is cancelled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted: Vec<crate::limits::Counted>,
+    /// The buyer's and the address's history when the order was placed, for review.
+    #[serde(default, skip_serializing_if = "crate::limits::HistoryFacts::is_empty")]
+    pub history: crate::limits::HistoryFacts,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Bumped on every change; optimistic concurrency for later edits (A8).

@@ -26,6 +26,12 @@ pub struct Promotion {
     /// Higher applies first.
     #[serde(default)]
     pub priority: i32,
+    /// How many orders may use the coupon in all (A4); cancelled orders give their use back.
+    #[serde(default)]
+    pub usage_limit: Option<i64>,
+    /// How many orders one buyer may use the coupon on.
+    #[serde(default)]
+    pub per_buyer_limit: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +105,12 @@ pub fn check(p: &Promotion) -> Result<(), PromotionError> {
     };
     if p.id.trim().is_empty() || p.id.len() > 64 {
         return bad("id must have 1 to 64 characters");
+    }
+    if p.usage_limit.is_some_and(|n| n < 1) || p.per_buyer_limit.is_some_and(|n| n < 1) {
+        return bad("usage limits must be at least 1");
+    }
+    if (p.usage_limit.is_some() || p.per_buyer_limit.is_some()) && p.coupon_code.is_none() {
+        return bad("usage limits apply to coupons only");
     }
     if let (Some(s), Some(e)) = (p.starts_at, p.ends_at)
         && e <= s
@@ -282,6 +294,8 @@ mod tests {
             starts_at: None,
             ends_at: None,
             stackable,
+            usage_limit: None,
+            per_buyer_limit: None,
             priority,
         }
     }

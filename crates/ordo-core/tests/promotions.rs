@@ -38,6 +38,8 @@ fn promotions() -> impl Strategy<Value = Vec<Promotion>> {
                 ends_at: None,
                 stackable,
                 priority,
+                usage_limit: None,
+                per_buyer_limit: None,
             })
             .collect()
     })

@@ -170,6 +170,7 @@ impl Engine {
                 "review_above_minor must be between 0 and 10^13",
             ));
         }
+        ordo_core::catalog::check_limits(&settings).map_err(|e| EngineError::invalid("invalid-setting", e))?;
         if settings.promotions.len() > 200 {
             return Err(EngineError::invalid(
                 "invalid-setting",

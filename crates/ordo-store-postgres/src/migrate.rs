@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payment_reminder",
         include_str!("../migrations/0002_payment_reminder.sql"),
     ),
+    (
+        3,
+        "limits_and_channels",
+        include_str!("../migrations/0003_limits_and_channels.sql"),
+    ),
 ];
 
 pub(crate) async fn run(client: &mut Client) -> StoreResult<()> {

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use ordo_core::batch::{Changes, IdempotencyRecord, LoadRequest, WorkingSet};
 use ordo_core::catalog::{Product, ShopSettings, Warehouse};
 use ordo_core::inventory::{StockKey, StockLevel};
+use ordo_core::limits::Counter;
 use ordo_core::order::Order;
 use ordo_core::payment::Payment;
 use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
@@ -183,6 +184,27 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
             ws.notices.insert((*shop, gateway.clone(), txn.clone()));
         }
     }
+
+    let counters = req.counters(&ws);
+    if !counters.is_empty() {
+        let mut get_counter = conn
+            .prepare_cached("SELECT value, window_start FROM counters WHERE shop = ?1 AND name = ?2")
+            .map_err(err)?;
+        for key in counters {
+            let row = get_counter
+                .query_row(params![key.shop.to_string(), key.name], |r| {
+                    Ok(Counter {
+                        value: r.get(0)?,
+                        window_start: Timestamp(r.get(1)?),
+                    })
+                })
+                .optional()
+                .map_err(err)?;
+            if let Some(counter) = row {
+                ws.counters.insert(key, counter);
+            }
+        }
+    }
     Ok(ws)
 }
 
@@ -244,6 +266,24 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
             .map_err(err)?;
     }
     crate::writes::insert_ledger(conn, &c.ledger)?;
+    if !c.counters.is_empty() {
+        let mut upsert_counter = conn
+            .prepare_cached(
+                "INSERT INTO counters (shop, name, value, window_start) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (shop, name) DO UPDATE SET value = excluded.value, window_start = excluded.window_start",
+            )
+            .map_err(err)?;
+        for (key, counter) in &c.counters {
+            upsert_counter
+                .execute(params![
+                    key.shop.to_string(),
+                    key.name,
+                    counter.value,
+                    counter.window_start.0
+                ])
+                .map_err(err)?;
+        }
+    }
     let mut ins_payment = conn
         .prepare_cached("INSERT INTO payments (id, shop, order_id, status, doc) VALUES (?1, ?2, ?3, ?4, ?5)")
         .map_err(err)?;

@@ -27,6 +27,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_payment_reminder.sql")),
+    (3, include_str!("../migrations/0003_limits_and_channels.sql")),
 ];
 const READERS: usize = 4;
 

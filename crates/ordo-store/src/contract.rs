@@ -28,11 +28,13 @@ use ordo_core::batch::{
     self, AdjustStock, By, Command, IdempotencyClaim, IdempotencyRecord, LineRequest, LoadRequest, PaymentResult,
     PlaceOrder, RefundRequest, Step, StockChange,
 };
-use ordo_core::catalog::{Product, ProductKind, Shop, ShopSettings, Warehouse};
+use ordo_core::catalog::{AddressOrdersRule, Product, ProductKind, Shop, ShopSettings, Warehouse};
 use ordo_core::event::{NewEvent, kinds};
 use ordo_core::inventory::LedgerReason;
+use ordo_core::limits::PurchaseLimit;
 use ordo_core::order::{Address, Buyer, CancelReason, Order, OrderStatus};
 use ordo_core::payment::{PaymentNotice, PaymentStatus};
+use ordo_core::promotion::{Promotion, PromotionKind};
 use ordo_core::{
     ApiKeyId, CommandError, Context, Currency, IdSource, OrderId, Outcome, ProductId, ShopId, Timestamp, WarehouseId,
 };
@@ -91,6 +93,12 @@ pub const CHECKS: &[(&str, Check)] = &[
     }),
     ("a_thousand_orders_commit_in_one_batch", |s| {
         Box::pin(a_thousand_orders_commit_in_one_batch(s))
+    }),
+    ("concurrent_coupon_uses_stop_at_the_limit", |s| {
+        Box::pin(concurrent_coupon_uses_stop_at_the_limit(s))
+    }),
+    ("purchase_limits_and_history_counters", |s| {
+        Box::pin(purchase_limits_and_history_counters(s))
     }),
 ];
 
@@ -1502,4 +1510,113 @@ async fn a_thousand_orders_commit_in_one_batch(store: Arc<dyn Store>) {
     let placed_events = events.iter().filter(|e| e.kind == kinds::ORDER_PLACED).count();
     assert_eq!(placed_events, ORDERS, "every order logged its event");
     assert_eq!(done.last_event, events.last().map(|e| e.seq));
+}
+
+fn coupon(code: &str, usage_limit: Option<i64>, per_buyer_limit: Option<i64>) -> Promotion {
+    Promotion {
+        id: format!("promo-{code}"),
+        coupon_code: Some(code.into()),
+        kind: PromotionKind::Fixed { amount_minor: 100 },
+        starts_at: None,
+        ends_at: None,
+        stackable: true,
+        priority: 0,
+        usage_limit,
+        per_buyer_limit,
+    }
+}
+
+/// Buyers racing in separate batches for a coupon with 3 uses: exactly 3 get it;
+/// a cancelled order gives its use back; a per-buyer limit holds too.
+async fn concurrent_coupon_uses_stop_at_the_limit(store: Arc<dyn Store>) {
+    const BUYERS: usize = 10;
+    let mut settings = cny();
+    settings.promotions = vec![coupon("TRIO", Some(3), None), coupon("ONCE", None, Some(1))];
+    let w = World::new(&store, settings, 100).await;
+    let with = |buyer: String, code: &str| {
+        let mut p = w.place(1);
+        p.buyer.id = buyer;
+        p.coupon_codes = vec![code.into()];
+        Command::PlaceOrder(Box::new(p))
+    };
+    let batches = (0..BUYERS).map(|i| w.run(T0.plus_millis(i as i64), vec![with(format!("racer-{i}"), "TRIO")]));
+    let mut winners = Vec::new();
+    for done in join_all(batches.collect()).await {
+        match &done.outcomes[0] {
+            Ok(Outcome::Order { order, .. }) => winners.push((**order).clone()),
+            Err(CommandError::CouponUsedUp { code }) => assert_eq!(code, "TRIO"),
+            other => panic!("unexpected outcome of a coupon race: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 3, "exactly the coupon's 3 uses were granted");
+    assert!(winners.iter().all(|o| o.pricing.discount_minor == 100));
+
+    let late = w.run(T0.plus_secs(1), vec![with("late".into(), "TRIO")]).await;
+    assert!(matches!(late.outcomes[0], Err(CommandError::CouponUsedUp { .. })));
+    let cancel = w.transition(winners[0].id, Step::Cancel(CancelReason::Buyer));
+    placed(&w.run(T0.plus_secs(2), vec![cancel]).await.outcomes[0], "cancelling");
+    let again = w.run(T0.plus_secs(3), vec![with("late".into(), "TRIO")]).await;
+    placed(&again.outcomes[0], "the use a cancelled order gave back");
+
+    // Per buyer: one use each, in the same batch as well as across batches.
+    let done = w
+        .run(
+            T0.plus_secs(4),
+            vec![
+                with("b1".into(), "ONCE"),
+                with("b1".into(), "ONCE"),
+                with("b2".into(), "ONCE"),
+            ],
+        )
+        .await;
+    placed(&done.outcomes[0], "b1's first use");
+    assert!(matches!(
+        done.outcomes[1],
+        Err(CommandError::CouponPerBuyerLimit { max: 1, .. })
+    ));
+    placed(&done.outcomes[2], "b2's first use");
+}
+
+/// 限购 per buyer and window, and the history facts the review rules read.
+async fn purchase_limits_and_history_counters(store: Arc<dyn Store>) {
+    const DAY: i64 = 86_400;
+    let mut settings = cny();
+    settings.purchase_limits = vec![PurchaseLimit {
+        sku: "TEE".into(),
+        max_units: 2,
+        window_secs: Some(DAY),
+    }];
+    settings.review.new_buyer_above_minor = Some(1);
+    settings.review.address_orders = Some(AddressOrdersRule {
+        max_orders: 2,
+        window_secs: DAY,
+    });
+    let w = World::new(&store, settings, 100).await;
+    let first = w.place_order(T0, 2).await;
+    assert_eq!(first.history.buyer_orders_before, Some(0), "a new buyer");
+    assert_eq!(first.history.address_orders_in_window, Some(1));
+    let over = w
+        .run(T0.plus_secs(60), vec![Command::PlaceOrder(Box::new(w.place(1)))])
+        .await;
+    match &over.outcomes[0] {
+        Err(CommandError::PurchaseLimit { sku, max, already }) => {
+            assert_eq!((sku.as_str(), *max, *already), ("TEE", 2, 2));
+        }
+        other => panic!("a third unit within the day must be refused, got {other:?}"),
+    }
+    let next_day = w.place_order(T0.plus_secs(DAY), 1).await;
+    assert_eq!(next_day.history.buyer_orders_before, Some(1), "the buyer is known now");
+    assert_eq!(
+        next_day.history.address_orders_in_window,
+        Some(1),
+        "yesterday's orders to the address are outside the window"
+    );
+    let mut other_buyer = w.place(1);
+    other_buyer.buyer.id = "buyer-2".into();
+    let done = w
+        .run(T0.plus_secs(DAY + 1), vec![Command::PlaceOrder(Box::new(other_buyer))])
+        .await;
+    let (second_at_address, _) = placed(&done.outcomes[0], "another buyer, same address");
+    assert_eq!(second_at_address.history.buyer_orders_before, Some(0));
+    assert_eq!(second_at_address.history.address_orders_in_window, Some(2));
 }

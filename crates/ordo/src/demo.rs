@@ -140,6 +140,8 @@ fn demo_settings(mut s: ordo_core::catalog::ShopSettings) -> ordo_core::catalog:
         starts_at: None,
         ends_at: None,
         stackable: true,
+        usage_limit: None,
+        per_buyer_limit: None,
         priority: 0,
     };
     s.promotions = vec![

@@ -74,6 +74,9 @@ pub async fn update_settings(
         settings.promotions = serde_json::from_value(promotions)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-promotion", e.to_string()))?;
     }
+    if let Some(limits) = req.purchase_limits {
+        settings.purchase_limits = limits.into_iter().map(Into::into).collect();
+    }
     if let Some(methods) = req.payment_methods {
         settings.payment_methods = methods;
     }

@@ -8,9 +8,10 @@ use super::{
 };
 use crate::allocation::{Demand, allocate};
 use crate::auth::Actor;
-use crate::catalog::ProductKind;
+use crate::catalog::{ProductKind, ShopSettings};
 use crate::event::{NewEvent, kinds};
 use crate::inventory::{LedgerEntry, Movement, StockKey, StockLevel};
+use crate::limits::{self, CounterKey, HistoryFacts, Need, Rule};
 use crate::money::{AMOUNT_MINOR_MAX, Money, MoneyError};
 use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pricing, Shipment};
 use crate::payment::{Payment, PaymentEvent, PaymentStatus};
@@ -108,6 +109,8 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         .checked_add(Money::new(c.shipping_minor, currency)?)?
         .checked_sub(discount)?;
 
+    let (counts, history) = check_limits(ws, c, &settings, &lines, &priced.applied, ctx.now)?;
+
     // Decide where the stock comes from; nothing has changed yet.
     let demands: Vec<Demand> = demand
         .iter()
@@ -146,6 +149,16 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         let m = level.reserve(a.quantity).expect("allocation checked availability");
         move_stock(ws, key, m, Some(id), &c.by.actor, now);
     }
+    let counted = counts
+        .into_iter()
+        .map(|(need, amount)| {
+            let key = CounterKey {
+                shop,
+                name: need.name.clone(),
+            };
+            ws.counter_mut(key).add(need.name, amount, need.rule.window_secs(), now)
+        })
+        .collect();
     let order = Order {
         id,
         shop,
@@ -173,6 +186,8 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         refunded_minor: 0,
         payment_due_at: Some(now.plus_secs(settings.payment_timeout_secs)),
         payment_reminder_at: crate::catalog::payment_reminder_at(&settings, now),
+        counted,
+        history,
         created_at: now,
         updated_at: now,
         version: 1,
@@ -215,6 +230,92 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         order: Box::new(order),
         replayed: false,
     })
+}
+
+/// Checks the placement against the shop's coupon and purchase limits and reads the
+/// history the review rules need. Returns the counters to add to and the facts.
+fn check_limits(
+    ws: &WorkingSet,
+    c: &PlaceOrder,
+    settings: &ShopSettings,
+    lines: &[OrderLine],
+    applied: &[promotion::AppliedPromotion],
+    now: Timestamp,
+) -> Result<(Vec<(Need, i64)>, HistoryFacts), CommandError> {
+    let mut counts = Vec::new();
+    let mut history = HistoryFacts::default();
+    let address = c.shipping_address.as_ref().map(limits::address_fingerprint);
+    let needs = limits::needs(
+        settings,
+        &c.buyer.id,
+        &c.coupon_codes,
+        |sku| lines.iter().any(|l| l.sku == sku),
+        address,
+    );
+    for need in needs {
+        let current = ws
+            .counters
+            .get(&CounterKey {
+                shop: c.by.shop,
+                name: need.name.clone(),
+            })
+            .map_or(0, |k| k.current(need.rule.window_secs(), now));
+        let used = |code: &str| applied.iter().any(|a| a.coupon_code.as_deref() == Some(code));
+        let amount = match &need.rule {
+            Rule::CouponTotal { code, max } if used(code) => {
+                if current >= *max {
+                    return Err(CommandError::CouponUsedUp { code: code.clone() });
+                }
+                1
+            }
+            Rule::CouponPerBuyer { code, max } if used(code) => {
+                if current >= *max {
+                    return Err(CommandError::CouponPerBuyerLimit {
+                        code: code.clone(),
+                        max: *max,
+                    });
+                }
+                1
+            }
+            Rule::CouponTotal { .. } | Rule::CouponPerBuyer { .. } => continue,
+            Rule::Purchases { sku, max, .. } => {
+                let units: i64 = lines.iter().filter(|l| &l.sku == sku).map(|l| l.quantity).sum();
+                if current + units > *max {
+                    return Err(CommandError::PurchaseLimit {
+                        sku: sku.clone(),
+                        max: *max,
+                        already: current,
+                    });
+                }
+                units
+            }
+            Rule::BuyerOrders => {
+                history.buyer_orders_before = Some(current);
+                1
+            }
+            Rule::AddressOrders { .. } => {
+                history.address_orders_in_window = Some(current + 1);
+                1
+            }
+        };
+        counts.push((need, amount));
+    }
+    Ok((counts, history))
+}
+
+/// Gives back what a cancelled order counted towards limits.
+fn give_back_counts(ws: &mut WorkingSet, order: &mut Order) {
+    for counted in std::mem::take(&mut order.counted) {
+        let key = CounterKey {
+            shop: order.shop,
+            name: counted.counter.clone(),
+        };
+        // Only a loaded counter can be changed; the load request names every
+        // counter of an order that may be cancelled.
+        if ws.counters.contains_key(&key) {
+            ws.counter_mut(key).give_back(&counted);
+        }
+    }
 }
 
 /// Returns the earlier outcome when this idempotency key was used before.
@@ -464,6 +565,7 @@ pub(super) fn cancel(
     let now = ctx.now;
     order.apply(OrderEvent::Cancel(reason), now)?;
     release_all(ws, order, actor, now);
+    give_back_counts(ws, order);
     if let Some(payments) = ws.payments.get_mut(&order.id) {
         let mut expired = Vec::new();
         for p in payments.iter_mut().filter(|p| p.status == PaymentStatus::Pending) {

@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Product, ShopSettings, Warehouse};
 use crate::event::NewEvent;
 use crate::inventory::{LedgerEntry, StockKey, StockLevel};
+use crate::limits::{Counter, CounterKey, Intake};
 use crate::order::Order;
 use crate::payment::{Payment, Refund};
 use crate::{OrderId, PaymentId, ShopId, Timestamp};
 
-use super::Command;
+use super::{Command, Step};
 
 /// A stored idempotent response: the status code and the resource it created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,9 +53,37 @@ pub struct LoadRequest {
     pub external_refs: BTreeSet<ExternalRef>,
     pub idempotency: BTreeSet<IdempotencyKey>,
     pub notices: BTreeSet<NoticeKey>,
+    /// Placements, whose limit counters are chosen once settings are loaded.
+    pub intakes: Vec<Intake>,
+    /// Orders that may be cancelled, whose counters must be loaded to give back.
+    pub releasing: BTreeSet<OrderId>,
 }
 
 impl LoadRequest {
+    /// The limit counters the batch needs, given the loaded shops and orders; the
+    /// store loads (and locks) them after everything else.
+    pub fn counters(&self, ws: &WorkingSet) -> BTreeSet<CounterKey> {
+        let mut keys = BTreeSet::new();
+        for intake in &self.intakes {
+            let Some(settings) = ws.shops.get(&intake.shop) else {
+                continue;
+            };
+            for need in intake.needs(settings) {
+                keys.insert(CounterKey {
+                    shop: intake.shop,
+                    name: need.name,
+                });
+            }
+        }
+        for order in self.releasing.iter().filter_map(|id| ws.orders.get(id)) {
+            keys.extend(order.counted.iter().map(|c| CounterKey {
+                shop: order.shop,
+                name: c.counter.clone(),
+            }));
+        }
+        keys
+    }
+
     pub fn for_batch<'a>(commands: impl IntoIterator<Item = &'a Command>) -> Self {
         let mut req = LoadRequest::default();
         for cmd in commands {
@@ -71,6 +100,13 @@ impl LoadRequest {
                 if let Some(ext) = &c.external_id {
                     self.external_refs.insert((c.by.shop, c.channel.clone(), ext.clone()));
                 }
+                self.intakes.push(Intake {
+                    shop: c.by.shop,
+                    buyer: c.buyer.id.clone(),
+                    coupons: c.coupon_codes.clone(),
+                    skus: c.lines.iter().map(|l| l.sku.clone()).collect(),
+                    address: c.shipping_address.as_ref().map(crate::limits::address_fingerprint),
+                });
                 &c.idempotency
             }
             Command::PaymentNotice(n) => {
@@ -85,12 +121,28 @@ impl LoadRequest {
                 self.orders.insert(r.order);
                 &r.idempotency
             }
+            Command::Transition {
+                by,
+                order,
+                step: Step::Cancel(_) | Step::Reject { .. },
+            } => {
+                self.shops.insert(by.shop);
+                self.orders.insert(*order);
+                self.releasing.insert(*order);
+                &None
+            }
             Command::ResolvePaymentException { by, order, .. } | Command::Transition { by, order, .. } => {
                 self.shops.insert(by.shop);
                 self.orders.insert(*order);
                 &None
             }
-            Command::ExpireUnpaid { shop, order } | Command::RemindUnpaid { shop, order } => {
+            Command::ExpireUnpaid { shop, order } => {
+                self.shops.insert(*shop);
+                self.orders.insert(*order);
+                self.releasing.insert(*order);
+                &None
+            }
+            Command::RemindUnpaid { shop, order } => {
                 self.shops.insert(*shop);
                 self.orders.insert(*order);
                 &None
@@ -120,6 +172,8 @@ pub struct WorkingSet {
     pub payments: HashMap<OrderId, Vec<Payment>>,
     pub idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     pub notices: HashSet<NoticeKey>,
+    /// Limit counters; one the store did not find is absent (counts as zero).
+    pub counters: HashMap<CounterKey, Counter>,
     pending: Pending,
 }
 
@@ -128,6 +182,7 @@ struct Pending {
     new_orders: BTreeSet<OrderId>,
     dirty_orders: BTreeSet<OrderId>,
     dirty_stock: BTreeSet<StockKey>,
+    dirty_counters: BTreeSet<CounterKey>,
     new_payments: BTreeSet<PaymentId>,
     dirty_payments: BTreeSet<(OrderId, PaymentId)>,
     ledger: Vec<LedgerEntry>,
@@ -145,6 +200,7 @@ impl Pending {
         mut order: impl FnMut(&OrderId) -> Option<Order>,
         mut stock: impl FnMut(&StockKey) -> Option<StockLevel>,
         mut payment: impl FnMut(&OrderId, PaymentId) -> Option<Payment>,
+        mut counter: impl FnMut(&CounterKey) -> Option<Counter>,
     ) -> Changes {
         let mut c = Changes {
             ledger: self.ledger,
@@ -163,6 +219,11 @@ impl Pending {
             }
         }
         c.stock = self.dirty_stock.iter().filter_map(&mut stock).collect();
+        c.counters = self
+            .dirty_counters
+            .into_iter()
+            .filter_map(|k| counter(&k).map(|v| (k, v)))
+            .collect();
         for (order_id, pay) in &self.dirty_payments {
             let Some(p) = payment(order_id, *pay) else { continue };
             if self.new_payments.contains(pay) {
@@ -182,6 +243,8 @@ pub struct Changes {
     pub updated_orders: Vec<Order>,
     /// Final values of every stock level touched (insert or update).
     pub stock: Vec<StockLevel>,
+    /// Final values of every limit counter touched (insert or update).
+    pub counters: Vec<(CounterKey, Counter)>,
     pub ledger: Vec<LedgerEntry>,
     pub new_payments: Vec<Payment>,
     pub updated_payments: Vec<Payment>,
@@ -199,6 +262,7 @@ impl Changes {
             && self.stock.is_empty()
             && self.notices.is_empty()
             && self.idempotency.is_empty()
+            && self.counters.is_empty()
     }
 }
 
@@ -214,6 +278,7 @@ impl WorkingSet {
                 let i = payments.iter().position(|x| x.id == pay)?;
                 Some(payments.swap_remove(i))
             },
+            |k| self.counters.remove(k),
         )
     }
 
@@ -224,6 +289,7 @@ impl WorkingSet {
             |id| self.orders.get(id).cloned(),
             |k| self.stock.get(k).cloned(),
             |order, pay| self.payments.get(order)?.iter().find(|x| x.id == pay).cloned(),
+            |k| self.counters.get(k).copied(),
         )
     }
 
@@ -239,6 +305,11 @@ impl WorkingSet {
         self.orders.insert(id, order);
         self.pending.new_orders.insert(id);
         self.pending.dirty_orders.insert(id);
+    }
+    /// The counter to change; marks it for persisting.
+    pub(crate) fn counter_mut(&mut self, key: CounterKey) -> &mut Counter {
+        self.pending.dirty_counters.insert(key.clone());
+        self.counters.entry(key).or_default()
     }
     pub(crate) fn touch_stock(&mut self, key: StockKey) {
         self.pending.dirty_stock.insert(key);

@@ -7,6 +7,7 @@ use deadpool_postgres::Transaction;
 use ordo_core::batch::{ExternalRef, IdempotencyKey, IdempotencyRecord, LoadRequest, NoticeKey, WorkingSet};
 use ordo_core::catalog::{Product, ShopSettings, Warehouse};
 use ordo_core::inventory::{StockKey, StockLevel};
+use ordo_core::limits::{Counter, CounterKey};
 use ordo_core::order::Order;
 use ordo_core::payment::Payment;
 use ordo_core::{OrderId, ProductId, ShopId};
@@ -59,7 +60,51 @@ pub(super) async fn load(tx: &Transaction<'_>, req: &LoadRequest) -> StoreResult
 
     // (e) Notices already processed.
     ws.notices = notices(tx, &req.notices).await?;
+
+    // (f) Limit counters, locked; they depend on the settings and orders above.
+    let counters = req.counters(&ws);
+    ws.counters = lock_counters(tx, &counters).await?;
     Ok(Loaded { ws, existing_stock })
+}
+
+/// Creates missing counters at zero, then locks them all: a row that did not
+/// exist cannot be locked, and two batches must not both read "no uses yet".
+async fn lock_counters(tx: &Transaction<'_>, keys: &BTreeSet<CounterKey>) -> StoreResult<HashMap<CounterKey, Counter>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let shops = texts(keys.iter().map(|k| k.shop));
+    let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO counters (shop, name, value, window_start)
+             SELECT k.shop, k.name, 0, 0 FROM UNNEST($1::text[], $2::text[]) AS k(shop, name)
+             ON CONFLICT (shop, name) DO NOTHING",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(&stmt, &[&shops, &names]).await.map_err(db)?;
+    let rows = query(
+        tx,
+        "SELECT c.shop, c.name, c.value, c.window_start FROM counters c
+         JOIN UNNEST($1::text[], $2::text[]) AS k(shop, name) ON c.shop = k.shop AND c.name = k.name
+         ORDER BY c.shop, c.name FOR UPDATE OF c",
+        &[&shops, &names],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let key = CounterKey {
+                shop: parsed(row, "shop")?,
+                name: col(row, "name")?,
+            };
+            let counter = Counter {
+                value: col(row, "value")?,
+                window_start: ordo_core::Timestamp(col(row, "window_start")?),
+            };
+            Ok((key, counter))
+        })
+        .collect()
 }
 
 async fn query(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use deadpool_postgres::Transaction;
 use ordo_core::batch::{Changes, IdempotencyRecord, NoticeRecord};
 use ordo_core::inventory::{LedgerEntry, StockKey, StockLevel};
+use ordo_core::limits::{Counter, CounterKey};
 use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
 use ordo_store::{StoreError, StoreResult};
@@ -32,7 +33,28 @@ pub(super) async fn persist(
     insert_refunds(tx, &changes.refunds).await?;
     insert_notices(tx, &changes.notices).await?;
     insert_idempotency(tx, &changes.idempotency).await?;
+    update_counters(tx, &changes.counters).await?;
     Ok(())
+}
+
+/// Every counter a batch changes was created (if missing) and locked when loaded.
+async fn update_counters(tx: &Transaction<'_>, counters: &[(CounterKey, Counter)]) -> StoreResult<()> {
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let shops: Vec<String> = counters.iter().map(|(k, _)| k.shop.to_string()).collect();
+    let names: Vec<&str> = counters.iter().map(|(k, _)| k.name.as_str()).collect();
+    let values: Vec<i64> = counters.iter().map(|(_, c)| c.value).collect();
+    let windows: Vec<i64> = counters.iter().map(|(_, c)| c.window_start.0).collect();
+    let updated = execute(
+        tx,
+        "UPDATE counters SET value = u.value, window_start = u.window_start
+         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(shop, name, value, window_start)
+         WHERE counters.shop = u.shop AND counters.name = u.name",
+        &[&shops, &names, &values, &windows],
+    )
+    .await?;
+    expect_rows("counters", counters.len(), updated)
 }
 
 async fn execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
