@@ -1,0 +1,1 @@
+//! Ordo marketplace order format (parser follows in a later commit).

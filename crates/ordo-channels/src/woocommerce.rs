@@ -1,0 +1,1 @@
+//! WooCommerce order webhooks (parser follows in the next commit).
