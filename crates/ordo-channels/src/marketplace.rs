@@ -220,3 +220,155 @@ pub fn parse(body: &[u8]) -> Result<ChannelOrder, ChannelError> {
         payment_method: method.map(str::to_owned),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::de::{self, Deserializer, Visitor};
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    const SCHEMA: &str = include_str!("../../../docs/channels/marketplace-order.schema.json");
+    const DOC: &str = include_str!("../../../docs/channels/marketplace.md");
+    const FIXTURE: &str = include_str!("../tests/fixtures/marketplace-order.json");
+
+    /// A deserializer that only records the field names a struct asks for.
+    struct FieldNames(&'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for &mut FieldNames {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("fields recorded"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    fn struct_fields<T: Deserialize<'static>>() -> Vec<&'static str> {
+        let mut names = FieldNames(&[]);
+        let _ = T::deserialize(&mut names);
+        let mut v = names.0.to_vec();
+        v.sort_unstable();
+        v
+    }
+
+    fn keys(o: &Value) -> Vec<&str> {
+        let mut v: Vec<&str> = o.as_object().unwrap().keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn doc_example() -> &'static str {
+        let start = DOC.find("```json\n").expect("the doc has a json example") + "```json\n".len();
+        let len = DOC[start..].find("```").unwrap();
+        &DOC[start..start + len]
+    }
+
+    /// `(schema object, path of the matching object inside an order, struct fields)` for each level.
+    fn levels(schema: &Value) -> Vec<(&Value, &'static [&'static str], Vec<&'static str>)> {
+        vec![
+            (schema, &[], struct_fields::<Order<'static>>()),
+            (
+                &schema["$defs"]["buyer"],
+                &["buyer"],
+                struct_fields::<MarketBuyer<'static>>(),
+            ),
+            (
+                &schema["$defs"]["receiver"],
+                &["receiver"],
+                struct_fields::<Receiver<'static>>(),
+            ),
+            (
+                &schema["$defs"]["item"],
+                &["items", "0"],
+                struct_fields::<Item<'static>>(),
+            ),
+        ]
+    }
+
+    fn object_at<'v>(order: &'v mut Value, path: &[&str]) -> &'v mut Map<String, Value> {
+        let mut v = order;
+        for p in path {
+            v = match p.parse::<usize>() {
+                Ok(i) => &mut v[i],
+                Err(_) => &mut v[*p],
+            };
+        }
+        v.as_object_mut().unwrap()
+    }
+
+    #[test]
+    fn schema_properties_are_exactly_the_struct_fields() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        for (obj, path, fields) in levels(&schema) {
+            assert_eq!(keys(&obj["properties"]), fields, "properties at {path:?}");
+            assert_eq!(obj["additionalProperties"], false, "at {path:?}");
+            for r in obj.get("required").and_then(Value::as_array).into_iter().flatten() {
+                assert!(fields.contains(&r.as_str().unwrap()), "required {r} at {path:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn schema_required_matches_what_the_parser_requires() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let full: Value = serde_json::from_str(FIXTURE).unwrap();
+        for (obj, path, fields) in levels(&schema) {
+            let required: Vec<&str> = obj
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().map(|v| v.as_str().unwrap()).collect())
+                .unwrap_or_default();
+            for field in fields {
+                let mut order = full.clone();
+                // Fill every field so each removal tests exactly one.
+                let o = object_at(&mut order, path);
+                o.entry(field).or_insert_with(|| match field {
+                    "address2" => Value::from("Room 3"),
+                    "email" => Value::from("buyer@example.com"),
+                    _ => Value::from("0.00"),
+                });
+                o.remove(field);
+                let result = parse(serde_json::to_string(&order).unwrap().as_bytes());
+                if required.contains(&field) {
+                    assert_eq!(
+                        result.unwrap_err(),
+                        ChannelError::MissingField {
+                            field: field.to_owned()
+                        },
+                        "{path:?}.{field}"
+                    );
+                } else {
+                    // Dropping a non-zero optional amount changes the arithmetic, nothing else.
+                    let accepted = matches!(result, Ok(_) | Err(ChannelError::TotalsMismatch { .. }));
+                    assert!(accepted, "{path:?}.{field} is optional: {result:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn doc_example_and_fixture_parse() {
+        let o = parse(doc_example().as_bytes()).unwrap();
+        assert_eq!(o.platform.as_deref(), Some("xianyu"));
+        assert_eq!((o.total_minor, o.shipping_minor, o.discount_minor), (54000, 1000, 3000));
+        assert_eq!(o.lines[0].sku, None);
+        assert_eq!(o.shipping_address.unwrap().country, "CN");
+        parse(FIXTURE.as_bytes()).unwrap();
+    }
+}
