@@ -286,6 +286,7 @@ mod tests {
                 currency: Currency::CNY,
                 items_minor: total,
                 shipping_minor: 0,
+                tax_minor: 0,
                 discount_minor: 0,
                 total_minor: total,
             },

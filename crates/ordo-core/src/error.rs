@@ -54,6 +54,12 @@ pub enum CommandError {
     Empty { field: &'static str },
     #[error("the order has no payment exception to resolve")]
     NoPaymentException,
+    #[error(
+        "the channel's amounts do not add up: lines, shipping and tax less discounts make {computed}, but the total is {total}"
+    )]
+    ChannelTotalsMismatch { computed: i64, total: i64 },
+    #[error("the channel order's terms are inconsistent: {reason}")]
+    ChannelTerms { reason: &'static str },
     #[error("coupon `{code}` has been used up")]
     CouponUsedUp { code: String },
     #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
@@ -90,6 +96,8 @@ impl CommandError {
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
             CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::ChannelTotalsMismatch { .. } => "channel-totals-mismatch",
+            CommandError::ChannelTerms { .. } => "channel-terms",
             CommandError::CouponPerBuyerLimit { .. } => "coupon-per-buyer-limit",
             CommandError::PurchaseLimit { .. } => "purchase-limit",
         }

@@ -52,6 +52,11 @@ pub mod kinds {
     pub const ORDER_CANCELLED: &str = "order.cancelled";
     pub const ORDER_PAYMENT_EXCEPTION: &str = "order.payment_exception";
     pub const ORDER_PAYMENT_REMINDER: &str = "order.payment_reminder";
+    pub const ORDER_COD_ACCEPTED: &str = "order.cash_on_delivery";
+    pub const CHANNEL_ORDER_RECEIVED: &str = "channel_order.received";
+    pub const CHANNEL_ORDER_UNMAPPED: &str = "channel_order.unmapped";
+    pub const CHANNEL_CONFIGURED: &str = "channel.configured";
+    pub const SKU_MAPPING_CHANGED: &str = "sku_mapping.changed";
     pub const PAYMENT_CAPTURED: &str = "payment.captured";
     pub const PAYMENT_FAILED: &str = "payment.failed";
     pub const PAYMENT_EXPIRED: &str = "payment.expired";

@@ -80,6 +80,7 @@ id_type!(PaymentId, "pay", "payment");
 id_type!(RefundId, "ref", "refund");
 id_type!(ApiKeyId, "key", "API key");
 id_type!(ExceptionId, "exc", "exception");
+id_type!(ChannelOrderId, "cho", "channel order");
 
 /// The 32 lowercase hex digits of `v` (ids are formatted on every write; this
 /// avoids the general formatting machinery).

@@ -9,6 +9,7 @@ pub mod allocation;
 pub mod auth;
 pub mod batch;
 pub mod catalog;
+pub mod channel;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! pending_payment ──capture──▶ paid ──approve──▶ fulfilling ──ship──▶ shipped ──deliver──▶ delivered ──complete──▶ completed
+//!       │  ├─cash on delivery─▶ paid (the carrier collects)
 //!       │  └─mismatch─▶ payment_exception ─accept─▶ paid │ ▲hold/approve▼                                 
 //!       │                                          on_hold
 //!       └──── cancel (buyer, seller, platform; timeout only while unpaid) ────▶ cancelled
@@ -95,6 +96,8 @@ pub enum OrderEvent {
     PaymentCaptured,
     PaymentMismatched,
     PaymentAccepted,
+    /// Cash on delivery: the carrier collects, so the order proceeds unpaid.
+    CashOnDeliveryAccepted,
     Hold,
     Approve,
     Ship,
@@ -109,6 +112,7 @@ impl OrderEvent {
             OrderEvent::PaymentCaptured,
             OrderEvent::PaymentMismatched,
             OrderEvent::PaymentAccepted,
+            OrderEvent::CashOnDeliveryAccepted,
             OrderEvent::Hold,
             OrderEvent::Approve,
             OrderEvent::Ship,
@@ -136,6 +140,7 @@ pub fn transition(from: OrderStatus, event: OrderEvent) -> Result<OrderStatus, T
         (S::PendingPayment, E::PaymentMismatched) => S::PaymentException,
         (S::PendingPayment, E::Cancel(_)) => S::Cancelled,
         (S::PaymentException, E::PaymentAccepted) => S::Paid,
+        (S::PendingPayment, E::CashOnDeliveryAccepted) => S::Paid,
         (S::Paid, E::Hold) | (S::Fulfilling, E::Hold) => S::OnHold,
         (S::Paid, E::Approve) | (S::OnHold, E::Approve) => S::Fulfilling,
         (S::Fulfilling, E::Ship) => S::Shipped,
@@ -203,8 +208,16 @@ pub struct Pricing {
     pub currency: Currency,
     pub items_minor: i64,
     pub shipping_minor: i64,
+    /// Tax charged on top of the prices (channels that price net of tax); 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tax_minor: i64,
     pub discount_minor: i64,
+    /// items + shipping + tax − discount.
     pub total_minor: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +313,7 @@ mod tests {
             (S::PendingPayment, E::Cancel(CancelReason::Platform), S::Cancelled),
             (S::PendingPayment, E::Cancel(CancelReason::PaymentTimeout), S::Cancelled),
             (S::PaymentException, E::PaymentAccepted, S::Paid),
+            (S::PendingPayment, E::CashOnDeliveryAccepted, S::Paid),
             (S::PaymentException, E::Cancel(CancelReason::Buyer), S::Cancelled),
             (S::PaymentException, E::Cancel(CancelReason::Seller), S::Cancelled),
             (S::PaymentException, E::Cancel(CancelReason::Platform), S::Cancelled),

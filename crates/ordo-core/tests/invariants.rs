@@ -787,6 +787,7 @@ impl Harness {
             note: None,
             payment_method: None,
             coupon_codes: vec![],
+            channel_terms: None,
             idempotency: p.idempotency_key.map(|k| IdempotencyClaim {
                 scope: "key_test".into(),
                 key: format!("idem-{k}"),
@@ -1570,6 +1571,7 @@ fn place_one(sku: &str, quantity: i64) -> Command {
         note: None,
         payment_method: None,
         coupon_codes: vec![],
+        channel_terms: None,
         idempotency: None,
     }))
 }

@@ -114,6 +114,7 @@ impl Engine {
             note: order.note,
             payment_method: order.payment_method,
             coupon_codes: order.coupon_codes,
+            channel_terms: None,
             idempotency,
         }));
         match self.submit(cmd).await? {

@@ -7,6 +7,7 @@
 
 mod batch;
 mod catalog;
+mod channels;
 mod codec;
 mod docs;
 mod error;
@@ -23,11 +24,12 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use ordo_core::batch::{IdempotencyRecord, LoadRequest};
 use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
+use ordo_core::channel::{RawChannelOrder, RawStatus, SkuMapping};
 use ordo_core::event::{Event, NewEvent};
 use ordo_core::inventory::{LedgerEntry, StockLevel};
 use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
-use ordo_core::{ApiKeyId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
+use ordo_core::{ApiKeyId, ChannelOrderId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
 use ordo_store::{ApiKeyRecord, Committed, Decide, OrderFilter, StockTotals, Store, StoreError, StoreResult};
 use tokio_postgres::NoTls;
 
@@ -156,6 +158,50 @@ impl Store for PgStore {
 
     async fn gateway_secret(&self, shop: ShopId, gateway: &str) -> StoreResult<Option<String>> {
         shops::secret(&self.client().await?, shop, gateway).await
+    }
+
+    async fn put_channel(
+        &self,
+        shop: ShopId,
+        channel: &str,
+        secret: &str,
+        at: Timestamp,
+        event: NewEvent,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        channels::put_channel(&tx, shop, channel, secret, at).await?;
+        commit_with(tx, event).await
+    }
+    async fn channel_secret(&self, shop: ShopId, channel: &str) -> StoreResult<Option<String>> {
+        channels::secret(&self.client().await?, shop, channel).await
+    }
+    async fn put_sku_mappings(
+        &self,
+        shop: ShopId,
+        channel: &str,
+        mappings: &[SkuMapping],
+        event: NewEvent,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        channels::put_mappings(&tx, shop, channel, mappings).await?;
+        commit_with(tx, event).await
+    }
+    async fn sku_mappings(&self, shop: ShopId, channel: &str) -> StoreResult<Vec<SkuMapping>> {
+        channels::mappings(&self.client().await?, shop, channel).await
+    }
+    async fn get_channel_order(&self, shop: ShopId, id: ChannelOrderId) -> StoreResult<RawChannelOrder> {
+        channels::get(&self.client().await?, shop, id).await
+    }
+    async fn list_channel_orders(
+        &self,
+        shop: ShopId,
+        status: Option<RawStatus>,
+        cursor: Option<ChannelOrderId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RawChannelOrder>> {
+        channels::list(&self.client().await?, shop, status, cursor, limit).await
     }
 
     async fn create_product(&self, product: &Product, event: NewEvent) -> StoreResult<()> {

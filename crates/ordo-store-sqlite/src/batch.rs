@@ -185,6 +185,13 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         }
     }
 
+    for (shop, channel, external) in &req.channel_orders {
+        if let Some(raw) = crate::channels::find_channel_order(conn, *shop, channel, external)? {
+            ws.channel_orders
+                .insert((*shop, channel.clone(), external.clone()), raw);
+        }
+    }
+
     let counters = req.counters(&ws);
     if !counters.is_empty() {
         let mut get_counter = conn
@@ -346,5 +353,6 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
     for r in &c.idempotency {
         crate::writes::put_idempotency(conn, r)?;
     }
+    crate::channels::upsert_channel_orders(conn, &c.channel_orders)?;
     insert_events(conn, &c.events)
 }

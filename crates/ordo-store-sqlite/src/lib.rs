@@ -5,6 +5,7 @@
 //! Reads use a small pool of WAL read connections on tokio's blocking threads.
 
 mod batch;
+mod channels;
 mod codec;
 mod reads;
 mod writes;
@@ -16,11 +17,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use async_trait::async_trait;
 use ordo_core::batch::{IdempotencyRecord, LoadRequest};
 use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
+use ordo_core::channel::{RawChannelOrder, RawStatus, SkuMapping};
 use ordo_core::event::{Event, NewEvent};
 use ordo_core::inventory::{LedgerEntry, StockLevel};
 use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
-use ordo_core::{ApiKeyId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
+use ordo_core::{ApiKeyId, ChannelOrderId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
 use ordo_store::{ApiKeyRecord, Committed, Decide, OrderFilter, StockTotals, Store, StoreError, StoreResult};
 use rusqlite::Connection;
 
@@ -242,6 +244,51 @@ impl Store for SqliteStore {
     async fn gateway_secret(&self, shop: ShopId, gateway: &str) -> StoreResult<Option<String>> {
         let gateway = gateway.to_string();
         self.read(move |c| reads::gateway_secret(c, shop, &gateway)).await
+    }
+
+    async fn put_channel(
+        &self,
+        shop: ShopId,
+        channel: &str,
+        secret: &str,
+        at: Timestamp,
+        event: NewEvent,
+    ) -> StoreResult<()> {
+        let (channel, secret) = (channel.to_string(), secret.to_string());
+        self.write(move |c| channels::put_channel(c, shop, &channel, &secret, at, event))
+            .await
+    }
+    async fn channel_secret(&self, shop: ShopId, channel: &str) -> StoreResult<Option<String>> {
+        let channel = channel.to_string();
+        self.read(move |c| channels::channel_secret(c, shop, &channel)).await
+    }
+    async fn put_sku_mappings(
+        &self,
+        shop: ShopId,
+        channel: &str,
+        mappings: &[SkuMapping],
+        event: NewEvent,
+    ) -> StoreResult<()> {
+        let (channel, mappings) = (channel.to_string(), mappings.to_vec());
+        self.write(move |c| channels::put_sku_mappings(c, shop, &channel, &mappings, event))
+            .await
+    }
+    async fn sku_mappings(&self, shop: ShopId, channel: &str) -> StoreResult<Vec<SkuMapping>> {
+        let channel = channel.to_string();
+        self.read(move |c| channels::sku_mappings(c, shop, &channel)).await
+    }
+    async fn get_channel_order(&self, shop: ShopId, id: ChannelOrderId) -> StoreResult<RawChannelOrder> {
+        self.read(move |c| channels::get_channel_order(c, shop, id)).await
+    }
+    async fn list_channel_orders(
+        &self,
+        shop: ShopId,
+        status: Option<RawStatus>,
+        cursor: Option<ChannelOrderId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RawChannelOrder>> {
+        self.read(move |c| channels::list_channel_orders(c, shop, status, cursor, limit))
+            .await
     }
 
     async fn create_product(&self, product: &Product, event: NewEvent) -> StoreResult<()> {

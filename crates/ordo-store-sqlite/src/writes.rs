@@ -12,7 +12,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use crate::codec::{err, insert_events, to_json};
 
 /// Runs `f` in an immediate transaction and appends `event` before committing.
-fn with_event(
+pub(crate) fn with_event(
     conn: &mut Connection,
     event: NewEvent,
     f: impl FnOnce(&Transaction<'_>) -> Result<(), StoreError>,

@@ -25,10 +25,11 @@ use std::task::Poll;
 
 use ordo_core::auth::{Actor, Role};
 use ordo_core::batch::{
-    self, AdjustStock, By, Command, IdempotencyClaim, IdempotencyRecord, LineRequest, LoadRequest, PaymentResult,
-    PlaceOrder, RefundRequest, Step, StockChange,
+    self, AdjustStock, By, ChannelIntake, Command, IdempotencyClaim, IdempotencyRecord, LineRequest, LoadRequest,
+    PaymentResult, PlaceOrder, RefundRequest, Step, StockChange,
 };
 use ordo_core::catalog::{AddressOrdersRule, Product, ProductKind, Shop, ShopSettings, Warehouse};
+use ordo_core::channel::{RawChannelOrder, RawStatus, SkuMapping, Unmapped};
 use ordo_core::event::{NewEvent, kinds};
 use ordo_core::inventory::LedgerReason;
 use ordo_core::limits::PurchaseLimit;
@@ -99,6 +100,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     }),
     ("purchase_limits_and_history_counters", |s| {
         Box::pin(purchase_limits_and_history_counters(s))
+    }),
+    ("channel_orders_are_kept_and_completed_on_resend", |s| {
+        Box::pin(channel_orders_are_kept_and_completed_on_resend(s))
     }),
 ];
 
@@ -243,6 +247,7 @@ impl World {
             note: None,
             payment_method: None,
             coupon_codes: vec![],
+            channel_terms: None,
             idempotency: None,
         }
     }
@@ -1619,4 +1624,125 @@ async fn purchase_limits_and_history_counters(store: Arc<dyn Store>) {
     let (second_at_address, _) = placed(&done.outcomes[0], "another buyer, same address");
     assert_eq!(second_at_address.history.buyer_orders_before, Some(0));
     assert_eq!(second_at_address.history.address_orders_in_window, Some(2));
+}
+
+fn intake(w: &World, external_id: &str, body: &str, mapped: Result<PlaceOrder, Unmapped>) -> Command {
+    Command::IntakeChannelOrder(Box::new(ChannelIntake {
+        shop: w.shop,
+        channel: "shopify".into(),
+        external_id: external_id.into(),
+        body: body.into(),
+        actor: actor(),
+        mapped,
+    }))
+}
+
+fn raw_outcome(outcome: &Result<Outcome, CommandError>) -> (RawChannelOrder, Option<Order>, bool) {
+    match outcome {
+        Ok(Outcome::ChannelOrder { raw, order, replayed }) => ((**raw).clone(), order.as_deref().cloned(), *replayed),
+        other => panic!("expected a channel order outcome, got {other:?}"),
+    }
+}
+
+/// A raw order is stored as received even when it cannot be mapped; a re-send
+/// after the fix completes it; a re-send of a mapped one changes nothing.
+async fn channel_orders_are_kept_and_completed_on_resend(store: Arc<dyn Store>) {
+    let w = World::new(&store, cny(), 10).await;
+    let unknown = Unmapped {
+        code: "unknown-sku".into(),
+        reason: "variant 42 is not mapped".into(),
+    };
+    let done = w.run(T0, vec![intake(&w, "1001", "{\"id\":1001}", Err(unknown))]).await;
+    let (raw, order, _) = raw_outcome(&done.outcomes[0]);
+    assert_eq!(
+        (raw.status, raw.reason_code.as_deref(), order),
+        (RawStatus::Unmapped, Some("unknown-sku"), None)
+    );
+    let stored = ok("get_channel_order", store.get_channel_order(w.shop, raw.id).await);
+    assert_eq!((stored.body.as_str(), stored.deliveries), ("{\"id\":1001}", 1));
+    let unmapped = ok(
+        "list_channel_orders",
+        store
+            .list_channel_orders(w.shop, Some(RawStatus::Unmapped), None, 10)
+            .await,
+    );
+    assert_eq!(unmapped.iter().map(|r| r.id).collect::<Vec<_>>(), vec![raw.id]);
+
+    ok(
+        "put_sku_mappings",
+        store
+            .put_sku_mappings(
+                w.shop,
+                "shopify",
+                &[SkuMapping {
+                    channel_key: "variant:42".into(),
+                    sku: "TEE".into(),
+                }],
+                event(Some(w.shop), w.shop, kinds::SKU_MAPPING_CHANGED, T0),
+            )
+            .await,
+    );
+    let mappings = ok("sku_mappings", store.sku_mappings(w.shop, "shopify").await);
+    assert_eq!(mappings.len(), 1);
+    let mut place = w.place(2);
+    place.channel = "shopify".into();
+    place.external_id = Some("1001".into());
+    let done = w
+        .run(
+            T0.plus_secs(1),
+            vec![intake(&w, "1001", "{\"id\":1001,\"v\":2}", Ok(place.clone()))],
+        )
+        .await;
+    let (again, order, replayed) = raw_outcome(&done.outcomes[0]);
+    let order = order.expect("the re-sent order was placed");
+    assert_eq!(
+        (again.id, again.status, again.deliveries, replayed),
+        (raw.id, RawStatus::Mapped, 2, false)
+    );
+    assert_eq!(again.order, Some(order.id));
+    let resend = w.run(T0.plus_secs(2), vec![intake(&w, "1001", "{}", Ok(place))]).await;
+    let (third, same, replayed) = raw_outcome(&resend.outcomes[0]);
+    assert!(replayed, "a mapped order's re-send is a replay");
+    assert_eq!((third.deliveries, same.map(|o| o.id)), (2, Some(order.id)));
+    let stored = ok("get_channel_order", store.get_channel_order(w.shop, raw.id).await);
+    assert_eq!(stored.body, "{\"id\":1001,\"v\":2}", "the body that mapped is kept");
+    assert!(
+        ok(
+            "list",
+            store
+                .list_channel_orders(w.shop, Some(RawStatus::Unmapped), None, 10)
+                .await
+        )
+        .is_empty()
+    );
+    assert_eq!(w.totals().await.reserved, 2);
+
+    let other = World::new(&store, cny(), 0).await;
+    expect_not_found(
+        "another shop's raw order",
+        store.get_channel_order(other.shop, raw.id).await,
+    );
+    assert!(ok("list", store.list_channel_orders(other.shop, None, None, 10).await).is_empty());
+    assert!(ok("sku_mappings", store.sku_mappings(other.shop, "shopify").await).is_empty());
+
+    ok(
+        "put_channel",
+        store
+            .put_channel(
+                w.shop,
+                "shopify",
+                "s3cret",
+                T0,
+                event(Some(w.shop), w.shop, kinds::CHANNEL_CONFIGURED, T0),
+            )
+            .await,
+    );
+    assert_eq!(
+        ok("channel_secret", store.channel_secret(w.shop, "shopify").await).as_deref(),
+        Some("s3cret")
+    );
+    assert_eq!(
+        ok("channel_secret", store.channel_secret(other.shop, "shopify").await),
+        None
+    );
 }

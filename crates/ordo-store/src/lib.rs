@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use ordo_core::auth::Role;
 use ordo_core::batch::{Changes, IdempotencyRecord, LoadRequest, Outcome, WorkingSet};
 use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
+use ordo_core::channel::{RawChannelOrder, RawStatus, SkuMapping};
 use ordo_core::event::{Event, NewEvent};
 use ordo_core::inventory::{LedgerEntry, StockLevel};
 use ordo_core::order::{Order, OrderStatus};
 use ordo_core::payment::{Payment, Refund};
-use ordo_core::{ApiKeyId, CommandError, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
+use ordo_core::{ApiKeyId, ChannelOrderId, CommandError, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -147,6 +148,37 @@ pub trait Store: Send + Sync + 'static {
     async fn events_after(&self, shop: Option<ShopId>, after: EventSeq, limit: u32) -> StoreResult<Vec<Event>>;
     /// Appends events outside a batch (e.g. platform notices).
     async fn append_events(&self, events: Vec<NewEvent>) -> StoreResult<()>;
+
+    // Channels (A1, A2, A7).
+    /// Sets (or replaces) the secret a shop's channel signs its webhooks with.
+    async fn put_channel(
+        &self,
+        shop: ShopId,
+        channel: &str,
+        secret: &str,
+        at: Timestamp,
+        event: NewEvent,
+    ) -> StoreResult<()>;
+    async fn channel_secret(&self, shop: ShopId, channel: &str) -> StoreResult<Option<String>>;
+    /// Adds or replaces mappings of one channel's keys to Ordo SKUs.
+    async fn put_sku_mappings(
+        &self,
+        shop: ShopId,
+        channel: &str,
+        mappings: &[SkuMapping],
+        event: NewEvent,
+    ) -> StoreResult<()>;
+    async fn sku_mappings(&self, shop: ShopId, channel: &str) -> StoreResult<Vec<SkuMapping>>;
+    /// A raw channel order with the body as received.
+    async fn get_channel_order(&self, shop: ShopId, id: ChannelOrderId) -> StoreResult<RawChannelOrder>;
+    /// Raw channel orders newest first, strictly older than `cursor`.
+    async fn list_channel_orders(
+        &self,
+        shop: ShopId,
+        status: Option<RawStatus>,
+        cursor: Option<ChannelOrderId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RawChannelOrder>>;
 
     /// Totals used by invariant checks and tests: (Σ on_hand, Σ reserved, Σ ledger on-hand
     /// deltas, Σ ledger reserved deltas) over one shop.

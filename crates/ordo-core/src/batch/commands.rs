@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Actor;
+use crate::channel::{ChannelTerms, RawChannelOrder, Unmapped};
 use crate::inventory::StockLevel;
 use crate::order::{Address, Buyer, CancelReason, Order};
 use crate::payment::{AmountCheck, PaymentNotice};
@@ -47,6 +48,20 @@ pub struct PlaceOrder {
     /// Coupon codes the buyer gave.
     pub coupon_codes: Vec<String>,
     pub idempotency: Option<IdempotencyClaim>,
+    /// Set for orders from a sales channel, priced and maybe paid there.
+    pub channel_terms: Option<Box<ChannelTerms>>,
+}
+
+/// An order a sales channel sent: recorded as received, then placed if it could
+/// be mapped (or kept with the reason it could not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelIntake {
+    pub shop: ShopId,
+    pub channel: String,
+    pub external_id: String,
+    pub body: String,
+    pub actor: Actor,
+    pub mapped: Result<PlaceOrder, Unmapped>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +116,7 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     PlaceOrder(Box<PlaceOrder>),
+    IntakeChannelOrder(Box<ChannelIntake>),
     PaymentNotice(PaymentNotice),
     Refund(RefundRequest),
     ResolvePaymentException {
@@ -160,6 +176,12 @@ pub enum Outcome {
         replayed: bool,
     },
     Stock(StockLevel),
+    /// A channel order as recorded, and the order it became (if it could be mapped).
+    ChannelOrder {
+        raw: Box<RawChannelOrder>,
+        order: Option<Box<Order>>,
+        replayed: bool,
+    },
     /// A timer found nothing to do.
     Skipped,
 }

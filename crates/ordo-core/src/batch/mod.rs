@@ -7,6 +7,7 @@
 //! working set as it found it, so one bad command never fails its batch.
 
 mod commands;
+mod intake;
 mod orders;
 mod payments;
 mod stock;
@@ -32,6 +33,7 @@ pub struct Context<'a> {
 pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Result<Outcome, crate::CommandError> {
     match cmd {
         Command::PlaceOrder(c) => orders::place(ws, c, ctx),
+        Command::IntakeChannelOrder(c) => intake::intake(ws, c, ctx),
         Command::PaymentNotice(n) => payments::notice(ws, n, ctx),
         Command::Refund(r) => payments::refund(ws, r, ctx),
         Command::ResolvePaymentException { order, accept, by } => {

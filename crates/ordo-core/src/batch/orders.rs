@@ -9,29 +9,72 @@ use super::{
 use crate::allocation::{Demand, allocate};
 use crate::auth::Actor;
 use crate::catalog::{ProductKind, ShopSettings};
+use crate::channel::{CASH_ON_DELIVERY, ChannelPayment, ChannelTerms};
 use crate::event::{NewEvent, kinds};
 use crate::inventory::{LedgerEntry, Movement, StockKey, StockLevel};
 use crate::limits::{self, CounterKey, HistoryFacts, Need, Rule};
 use crate::money::{AMOUNT_MINOR_MAX, Money, MoneyError};
 use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pricing, Shipment};
+use crate::payment::PaymentNotice;
 use crate::payment::{Payment, PaymentEvent, PaymentStatus};
 use crate::promotion::{self, PricedLine};
 use crate::{CommandError, OrderId, PaymentId, ShopId, Timestamp};
 
 pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
-    let shop = c.by.shop;
-    if let Some(replay) = idempotent_replay(ws, c.idempotency.as_ref())? {
-        return Ok(replay);
+    let (order, replayed) = place_order(ws, c, ctx)?;
+    Ok(Outcome::Order {
+        order: Box::new(order),
+        replayed,
+    })
+}
+
+/// Places an order (or finds the one an idempotent retry or a channel re-send
+/// names) and settles what is known at intake: a payment the channel captured,
+/// or cash on delivery. Returns the order and whether it existed already.
+pub(super) fn place_order(
+    ws: &mut WorkingSet,
+    c: &PlaceOrder,
+    ctx: &mut Context<'_>,
+) -> Result<(Order, bool), CommandError> {
+    if let Some(Outcome::Order { order, .. }) = idempotent_replay(ws, c.idempotency.as_ref())? {
+        return Ok((*order, true));
     }
     if let Some(ext) = &c.external_id
-        && let Some(id) = ws.external_refs.get(&(shop, c.channel.clone(), ext.clone()))
+        && let Some(id) = ws.external_refs.get(&(c.by.shop, c.channel.clone(), ext.clone()))
     {
         let order = ws.orders.get(id).cloned().ok_or(CommandError::OrderNotFound)?;
-        return Ok(Outcome::Order {
-            order: Box::new(order),
-            replayed: true,
-        });
+        return Ok((order, true));
     }
+    let order = place_new(ws, c, ctx)?;
+    let payment = c.channel_terms.as_ref().map(|t| &t.payment);
+    let cod = matches!(payment, Some(ChannelPayment::CashOnDelivery))
+        || c.payment_method.as_deref() == Some(CASH_ON_DELIVERY);
+    match payment {
+        Some(ChannelPayment::Paid {
+            amount_minor,
+            reference,
+        }) => {
+            let notice = PaymentNotice {
+                shop: order.shop,
+                gateway: c.channel.clone(),
+                order: order.id,
+                transaction_id: reference.clone(),
+                succeeded: true,
+                amount_minor: *amount_minor,
+                currency: order.pricing.currency,
+            };
+            super::payments::notice(ws, &notice, ctx)?;
+        }
+        _ if cod => super::payments::accept_cash_on_delivery(ws, order.id, &c.by.actor, ctx.now)?,
+        _ => return Ok((order, false)),
+    }
+    let settled = ws.orders.get(&order.id).cloned().ok_or(CommandError::OrderNotFound)?;
+    Ok((settled, false))
+}
+
+fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Order, CommandError> {
+    let shop = c.by.shop;
+    let terms = c.channel_terms.as_deref();
     let settings = ws.shops.get(&shop).ok_or(CommandError::ShopNotFound)?.clone();
     if c.lines.is_empty() || c.lines.len() > ORDER_LINES_MAX {
         return Err(CommandError::LineCount { max: ORDER_LINES_MAX });
@@ -49,12 +92,27 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         return Err(MoneyError::Overflow.into());
     }
 
-    // Price every line from the catalogue and sum demand per physical SKU.
+    // Price every line (from the catalogue, or as the channel sold it) and sum
+    // demand per physical SKU.
     let currency = settings.currency;
+    if let Some(t) = terms {
+        if t.currency != currency {
+            return Err(MoneyError::CurrencyMismatch {
+                left: currency,
+                right: t.currency,
+            }
+            .into());
+        }
+        if t.lines.len() != c.lines.len() {
+            return Err(CommandError::ChannelTerms {
+                reason: "one price per line",
+            });
+        }
+    }
     let mut items = Money::zero(currency);
     let mut lines = Vec::with_capacity(c.lines.len());
     let mut demand: BTreeMap<_, i64> = BTreeMap::new();
-    for req in &c.lines {
+    for (i, req) in c.lines.iter().enumerate() {
         if !(1..=LINE_QUANTITY_MAX).contains(&req.quantity) {
             return Err(CommandError::Quantity { max: LINE_QUANTITY_MAX });
         }
@@ -62,10 +120,12 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
             .products
             .get(&(shop, req.sku.clone()))
             .ok_or_else(|| CommandError::UnknownSku { sku: req.sku.clone() })?;
-        if !p.on_sale {
+        // A channel order was sold already; the SKU's own sale flag is for Ordo's channels.
+        if !p.on_sale && terms.is_none() {
             return Err(CommandError::SkuNotOnSale { sku: req.sku.clone() });
         }
-        let total = Money::new(p.price_minor, p.currency)?.checked_mul(req.quantity)?;
+        let unit_price_minor = terms.map_or(p.price_minor, |t| t.lines[i].0);
+        let total = Money::new(unit_price_minor, currency)?.checked_mul(req.quantity)?;
         items = items.checked_add(total)?;
         if p.kind == ProductKind::Physical {
             *demand.entry(p.id).or_default() += req.quantity;
@@ -75,10 +135,10 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
             sku: p.sku.clone(),
             name: p.name.clone(),
             quantity: req.quantity,
-            unit_price_minor: p.price_minor,
+            unit_price_minor,
             total_minor: total.amount_minor,
             warehouse: None,
-            discount_minor: 0,
+            discount_minor: terms.map_or(0, |t| t.lines[i].1),
         });
     }
     match &c.shipping_address {
@@ -86,27 +146,14 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         None if !demand.is_empty() => return Err(CommandError::AddressRequired),
         None => {}
     }
-    let priced_lines: Vec<PricedLine> = lines
-        .iter()
-        .map(|l| PricedLine {
-            sku: l.sku.clone(),
-            quantity: l.quantity,
-            unit_price_minor: l.unit_price_minor,
-        })
-        .collect();
-    let priced = promotion::apply(
-        &priced_lines,
-        c.shipping_minor,
-        &settings.promotions,
-        &c.coupon_codes,
-        ctx.now,
-    )?;
-    for (line, discount) in lines.iter_mut().zip(&priced.line_discounts_minor) {
-        line.discount_minor = *discount;
-    }
+    let (priced, tax_minor) = match terms {
+        Some(t) => (channel_priced(t, &lines, items, c.shipping_minor)?, t.tax_minor),
+        None => (catalogue_priced(c, &settings, &mut lines, ctx.now)?, 0),
+    };
     let discount = Money::new(priced.items_discount_minor + priced.shipping_discount_minor, currency)?;
     let total = items
         .checked_add(Money::new(c.shipping_minor, currency)?)?
+        .checked_add(Money::new(tax_minor, currency)?)?
         .checked_sub(discount)?;
 
     let (counts, history) = check_limits(ws, c, &settings, &lines, &priced.applied, ctx.now)?;
@@ -175,6 +222,7 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
             currency,
             items_minor: items.amount_minor,
             shipping_minor: c.shipping_minor,
+            tax_minor,
             discount_minor: discount.amount_minor,
             total_minor: total.amount_minor,
         },
@@ -226,9 +274,65 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
         remember(ws, claim, 201, id.to_string(), now);
     }
     ws.insert_order(order.clone());
-    Ok(Outcome::Order {
-        order: Box::new(order),
-        replayed: false,
+    Ok(order)
+}
+
+/// Prices the lines under the shop's promotions and the buyer's coupons, writing
+/// each line's share of the discount.
+fn catalogue_priced(
+    c: &PlaceOrder,
+    settings: &ShopSettings,
+    lines: &mut [OrderLine],
+    now: Timestamp,
+) -> Result<promotion::Priced, CommandError> {
+    let priced_lines: Vec<PricedLine> = lines
+        .iter()
+        .map(|l| PricedLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price_minor: l.unit_price_minor,
+        })
+        .collect();
+    let priced = promotion::apply(
+        &priced_lines,
+        c.shipping_minor,
+        &settings.promotions,
+        &c.coupon_codes,
+        now,
+    )?;
+    for (line, discount) in lines.iter_mut().zip(&priced.line_discounts_minor) {
+        line.discount_minor = *discount;
+    }
+    Ok(priced)
+}
+
+/// The channel's discounts as they were; its total must add up.
+fn channel_priced(
+    t: &ChannelTerms,
+    lines: &[OrderLine],
+    items: Money,
+    shipping_minor: i64,
+) -> Result<promotion::Priced, CommandError> {
+    let amounts = [t.tax_minor, t.discount_minor, t.total_minor];
+    if amounts.iter().any(|a| !(0..=AMOUNT_MINOR_MAX).contains(a))
+        || lines
+            .iter()
+            .any(|l| l.discount_minor < 0 || l.discount_minor > l.total_minor)
+    {
+        return Err(MoneyError::Overflow.into());
+    }
+    let computed = items.amount_minor + shipping_minor + t.tax_minor - t.discount_minor;
+    if computed != t.total_minor {
+        return Err(CommandError::ChannelTotalsMismatch {
+            computed,
+            total: t.total_minor,
+        });
+    }
+    Ok(promotion::Priced {
+        items_discount_minor: t.discount_minor.min(items.amount_minor),
+        shipping_discount_minor: (t.discount_minor - items.amount_minor).max(0),
+        applied: Vec::new(),
+        line_discounts_minor: Vec::new(),
     })
 }
 
@@ -280,7 +384,8 @@ fn check_limits(
             Rule::CouponTotal { .. } | Rule::CouponPerBuyer { .. } => continue,
             Rule::Purchases { sku, max, .. } => {
                 let units: i64 = lines.iter().filter(|l| &l.sku == sku).map(|l| l.quantity).sum();
-                if current + units > *max {
+                // A channel's order was sold there already: it counts, but is not refused.
+                if current + units > *max && c.channel_terms.is_none() {
                     return Err(CommandError::PurchaseLimit {
                         sku: sku.clone(),
                         max: *max,

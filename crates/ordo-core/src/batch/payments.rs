@@ -229,6 +229,32 @@ fn emit_capture(
     emit(ws, order, pid, kinds::PAYMENT_CAPTURED, payload, actor, now);
 }
 
+/// Cash on delivery: the order proceeds to review and fulfilment unpaid; its
+/// payment stays pending for the carrier to collect, and no timeout cancels it.
+pub(super) fn accept_cash_on_delivery(
+    ws: &mut WorkingSet,
+    id: crate::OrderId,
+    actor: &Actor,
+    now: crate::Timestamp,
+) -> Result<(), CommandError> {
+    let mut order = ws.orders.get(&id).cloned().ok_or(CommandError::OrderNotFound)?;
+    order.apply(OrderEvent::CashOnDeliveryAccepted, now)?;
+    order.payment_due_at = None;
+    order.payment_reminder_at = None;
+    emit(
+        ws,
+        &order,
+        order.id,
+        kinds::ORDER_COD_ACCEPTED,
+        json!({ "amount_due_minor": order.pricing.total_minor, "currency": order.pricing.currency }),
+        actor,
+        now,
+    );
+    auto_review(ws, &mut order, actor, now)?;
+    store_order(ws, order);
+    Ok(())
+}
+
 /// A paid order goes straight to fulfilment unless the shop's review holds it.
 fn auto_review(
     ws: &mut WorkingSet,

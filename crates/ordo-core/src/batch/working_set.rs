@@ -3,6 +3,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Product, ShopSettings, Warehouse};
+use crate::channel::RawChannelOrder;
 use crate::event::NewEvent;
 use crate::inventory::{LedgerEntry, StockKey, StockLevel};
 use crate::limits::{Counter, CounterKey, Intake};
@@ -10,7 +11,7 @@ use crate::order::Order;
 use crate::payment::{Payment, Refund};
 use crate::{OrderId, PaymentId, ShopId, Timestamp};
 
-use super::{Command, Step};
+use super::{Command, IdempotencyClaim, PlaceOrder, Step};
 
 /// A stored idempotent response: the status code and the resource it created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,8 @@ pub struct LoadRequest {
     pub external_refs: BTreeSet<ExternalRef>,
     pub idempotency: BTreeSet<IdempotencyKey>,
     pub notices: BTreeSet<NoticeKey>,
+    /// Raw channel orders by (shop, channel, external id).
+    pub channel_orders: BTreeSet<ExternalRef>,
     /// Placements, whose limit counters are chosen once settings are loaded.
     pub intakes: Vec<Intake>,
     /// Orders that may be cancelled, whose counters must be loaded to give back.
@@ -92,22 +95,33 @@ impl LoadRequest {
         req
     }
 
+    fn add_place<'a>(&mut self, c: &'a PlaceOrder) -> &'a Option<IdempotencyClaim> {
+        self.shops.insert(c.by.shop);
+        self.skus.extend(c.lines.iter().map(|l| (c.by.shop, l.sku.clone())));
+        if let Some(ext) = &c.external_id {
+            self.external_refs.insert((c.by.shop, c.channel.clone(), ext.clone()));
+        }
+        self.intakes.push(Intake {
+            shop: c.by.shop,
+            buyer: c.buyer.id.clone(),
+            coupons: c.coupon_codes.clone(),
+            skus: c.lines.iter().map(|l| l.sku.clone()).collect(),
+            address: c.shipping_address.as_ref().map(crate::limits::address_fingerprint),
+        });
+        &c.idempotency
+    }
+
     fn add(&mut self, cmd: &Command) {
         let claim = match cmd {
-            Command::PlaceOrder(c) => {
-                self.shops.insert(c.by.shop);
-                self.skus.extend(c.lines.iter().map(|l| (c.by.shop, l.sku.clone())));
-                if let Some(ext) = &c.external_id {
-                    self.external_refs.insert((c.by.shop, c.channel.clone(), ext.clone()));
+            Command::PlaceOrder(c) => self.add_place(c),
+            Command::IntakeChannelOrder(c) => {
+                self.shops.insert(c.shop);
+                self.channel_orders
+                    .insert((c.shop, c.channel.clone(), c.external_id.clone()));
+                match &c.mapped {
+                    Ok(place) => self.add_place(place),
+                    Err(_) => &None,
                 }
-                self.intakes.push(Intake {
-                    shop: c.by.shop,
-                    buyer: c.buyer.id.clone(),
-                    coupons: c.coupon_codes.clone(),
-                    skus: c.lines.iter().map(|l| l.sku.clone()).collect(),
-                    address: c.shipping_address.as_ref().map(crate::limits::address_fingerprint),
-                });
-                &c.idempotency
             }
             Command::PaymentNotice(n) => {
                 self.shops.insert(n.shop);
@@ -174,6 +188,7 @@ pub struct WorkingSet {
     pub notices: HashSet<NoticeKey>,
     /// Limit counters; one the store did not find is absent (counts as zero).
     pub counters: HashMap<CounterKey, Counter>,
+    pub channel_orders: HashMap<ExternalRef, RawChannelOrder>,
     pending: Pending,
 }
 
@@ -183,6 +198,7 @@ struct Pending {
     dirty_orders: BTreeSet<OrderId>,
     dirty_stock: BTreeSet<StockKey>,
     dirty_counters: BTreeSet<CounterKey>,
+    channel_orders: Vec<RawChannelOrder>,
     new_payments: BTreeSet<PaymentId>,
     dirty_payments: BTreeSet<(OrderId, PaymentId)>,
     ledger: Vec<LedgerEntry>,
@@ -208,6 +224,7 @@ impl Pending {
             notices: self.notices,
             idempotency: self.idempotency,
             events: self.events,
+            channel_orders: self.channel_orders,
             ..Changes::default()
         };
         for id in &self.dirty_orders {
@@ -245,6 +262,8 @@ pub struct Changes {
     pub stock: Vec<StockLevel>,
     /// Final values of every limit counter touched (insert or update).
     pub counters: Vec<(CounterKey, Counter)>,
+    /// Raw channel orders received or changed (insert or update).
+    pub channel_orders: Vec<RawChannelOrder>,
     pub ledger: Vec<LedgerEntry>,
     pub new_payments: Vec<Payment>,
     pub updated_payments: Vec<Payment>,
@@ -263,6 +282,7 @@ impl Changes {
             && self.notices.is_empty()
             && self.idempotency.is_empty()
             && self.counters.is_empty()
+            && self.channel_orders.is_empty()
     }
 }
 
@@ -310,6 +330,13 @@ impl WorkingSet {
     pub(crate) fn counter_mut(&mut self, key: CounterKey) -> &mut Counter {
         self.pending.dirty_counters.insert(key.clone());
         self.counters.entry(key).or_default()
+    }
+    /// Records a raw channel order's final state for this batch.
+    pub(crate) fn put_channel_order(&mut self, raw: RawChannelOrder) {
+        let key = (raw.shop, raw.channel.clone(), raw.external_id.clone());
+        self.pending.channel_orders.retain(|r| r.id != raw.id);
+        self.pending.channel_orders.push(raw.clone());
+        self.channel_orders.insert(key, raw);
     }
     pub(crate) fn touch_stock(&mut self, key: StockKey) {
         self.pending.dirty_stock.insert(key);

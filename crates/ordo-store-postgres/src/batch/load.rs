@@ -61,7 +61,10 @@ pub(super) async fn load(tx: &Transaction<'_>, req: &LoadRequest) -> StoreResult
     // (e) Notices already processed.
     ws.notices = notices(tx, &req.notices).await?;
 
-    // (f) Limit counters, locked; they depend on the settings and orders above.
+    // (f) Raw channel orders received again, locked.
+    ws.channel_orders = crate::channels::lock(tx, &req.channel_orders).await?;
+
+    // (g) Limit counters, locked; they depend on the settings and orders above.
     let counters = req.counters(&ws);
     ws.counters = lock_counters(tx, &counters).await?;
     Ok(Loaded { ws, existing_stock })

@@ -34,6 +34,7 @@ pub(super) async fn persist(
     insert_notices(tx, &changes.notices).await?;
     insert_idempotency(tx, &changes.idempotency).await?;
     update_counters(tx, &changes.counters).await?;
+    crate::channels::upsert(tx, &changes.channel_orders).await?;
     Ok(())
 }
 

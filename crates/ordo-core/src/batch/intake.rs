@@ -1,0 +1,87 @@
+//! A channel order arriving: recorded as received whatever happens, then placed
+//! if it could be mapped. A re-send of a mapped order returns what it became; a
+//! re-send (or a retry) of an unmapped one tries again with what it carries now.
+
+use serde_json::json;
+
+use super::{ChannelIntake, Context, Outcome, WorkingSet};
+use crate::channel::{RawChannelOrder, RawStatus};
+use crate::event::{NewEvent, kinds};
+use crate::{ChannelOrderId, CommandError};
+
+pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
+    if !ws.shops.contains_key(&c.shop) {
+        return Err(CommandError::ShopNotFound);
+    }
+    let key = (c.shop, c.channel.clone(), c.external_id.clone());
+    let known = ws.channel_orders.get(&key).cloned();
+    if let Some(raw) = &known
+        && raw.status == RawStatus::Mapped
+    {
+        let order = raw.order.and_then(|id| ws.orders.get(&id)).cloned().map(Box::new);
+        return Ok(Outcome::ChannelOrder {
+            raw: Box::new(raw.clone()),
+            order,
+            replayed: true,
+        });
+    }
+    let now = ctx.now;
+    let mut raw = known.unwrap_or_else(|| RawChannelOrder {
+        id: ChannelOrderId(ctx.ids.next_id()),
+        shop: c.shop,
+        channel: c.channel.clone(),
+        external_id: c.external_id.clone(),
+        status: RawStatus::Unmapped,
+        reason_code: None,
+        reason: None,
+        order: None,
+        deliveries: 0,
+        received_at: now,
+        updated_at: now,
+        body: String::new(),
+    });
+    raw.deliveries += 1;
+    raw.updated_at = now;
+    raw.body.clone_from(&c.body);
+
+    let placed = match &c.mapped {
+        Ok(place) => super::orders::place_order(ws, place, ctx).map_err(|e| (e.code().to_string(), e.to_string())),
+        Err(u) => Err((u.code.clone(), u.reason.clone())),
+    };
+    let order = match placed {
+        Ok((order, _)) => {
+            raw.status = RawStatus::Mapped;
+            raw.reason_code = None;
+            raw.reason = None;
+            raw.order = Some(order.id);
+            Some(Box::new(order))
+        }
+        Err((code, reason)) => {
+            raw.status = RawStatus::Unmapped;
+            raw.reason_code = Some(code);
+            raw.reason = Some(reason);
+            None
+        }
+    };
+    let kind = match raw.status {
+        RawStatus::Mapped => kinds::CHANNEL_ORDER_RECEIVED,
+        RawStatus::Unmapped => kinds::CHANNEL_ORDER_UNMAPPED,
+    };
+    ws.emit(NewEvent {
+        shop: Some(c.shop),
+        subject: raw.id.to_string(),
+        kind,
+        payload: json!({
+            "channel": raw.channel, "external_id": raw.external_id, "order": raw.order,
+            "reason_code": raw.reason_code, "reason": raw.reason, "deliveries": raw.deliveries,
+        }),
+        actor: c.actor.clone(),
+        at: now,
+    });
+    ws.put_channel_order(raw.clone());
+    Ok(Outcome::ChannelOrder {
+        raw: Box::new(raw),
+        order,
+        replayed: false,
+    })
+}
