@@ -482,9 +482,11 @@ pub struct PricingView {
     pub currency: String,
     pub items_minor: i64,
     pub shipping_minor: i64,
+    /// Tax on top of the prices (channel orders priced net of tax); 0 otherwise.
+    pub tax_minor: i64,
     /// Items and shipping discounts together.
     pub discount_minor: i64,
-    /// total = items + shipping − discount.
+    /// total = items + shipping + tax − discount.
     pub total_minor: i64,
     /// Every promotion applied, with what it took off.
     pub promotions: Vec<AppliedPromotionView>,
@@ -587,6 +589,7 @@ impl OrderView {
             pricing: PricingView {
                 currency: o.pricing.currency.to_string(),
                 items_minor: o.pricing.items_minor,
+                tax_minor: o.pricing.tax_minor,
                 shipping_minor: o.pricing.shipping_minor,
                 discount_minor: o.pricing.discount_minor,
                 total_minor: o.pricing.total_minor,

@@ -10,7 +10,7 @@
 //! Money never goes through floating point: amounts are decimal strings converted exactly to the
 //! currency's minor unit by [`parse_amount`]. Every parsed order satisfies
 //! `Σ unit_price × quantity + shipping + tax − discount == total`, or parsing fails with
-//! `totals_mismatch`.
+//! `totals-mismatch`.
 
 use std::borrow::Cow;
 
@@ -115,7 +115,7 @@ pub enum ChannelError {
     BadSignature { problem: SignatureProblem },
 }
 
-/// What was wrong with a webhook signature (for logs; the API answers `bad_signature` either way).
+/// What was wrong with a webhook signature (for logs; the API answers `bad-signature` either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureProblem {
     /// No header, or an empty one.
@@ -140,14 +140,14 @@ impl ChannelError {
     /// Stable reason code for API responses and metrics.
     pub fn code(&self) -> &'static str {
         match self {
-            ChannelError::MalformedJson { .. } => "malformed_json",
-            ChannelError::MissingField { .. } => "missing_field",
-            ChannelError::BadAmount { .. } => "bad_amount",
-            ChannelError::BadCurrency { .. } => "bad_currency",
-            ChannelError::BadQuantity { .. } => "bad_quantity",
-            ChannelError::NoLines => "no_lines",
-            ChannelError::TotalsMismatch { .. } => "totals_mismatch",
-            ChannelError::BadSignature { .. } => "bad_signature",
+            ChannelError::MalformedJson { .. } => "malformed-json",
+            ChannelError::MissingField { .. } => "missing-field",
+            ChannelError::BadAmount { .. } => "bad-amount",
+            ChannelError::BadCurrency { .. } => "bad-currency",
+            ChannelError::BadQuantity { .. } => "bad-quantity",
+            ChannelError::NoLines => "no-lines",
+            ChannelError::TotalsMismatch { .. } => "totals-mismatch",
+            ChannelError::BadSignature { .. } => "bad-signature",
         }
     }
 
@@ -401,7 +401,7 @@ mod tests {
         ];
         for &(s, c) in bad {
             let err = parse_amount(s, c).unwrap_err();
-            assert_eq!(err.code(), "bad_amount", "{s} {c}");
+            assert_eq!(err.code(), "bad-amount", "{s} {c}");
         }
         assert_eq!(
             usd("12.345"),

@@ -16,7 +16,7 @@
 //!   puts COD orders straight into `processing`); otherwise paid (`"woocommerce:<id>"`) when
 //!   `date_paid` is set, `set_paid` is true or the status is `processing`/`completed`; else pending.
 //!
-//! Fee lines (`fee_lines`) are not modelled: an order with fees fails with `totals_mismatch`.
+//! Fee lines (`fee_lines`) are not modelled: an order with fees fails with `totals-mismatch`.
 
 use std::borrow::Cow;
 

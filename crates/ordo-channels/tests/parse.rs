@@ -322,7 +322,7 @@ fn signatures_verify_and_refuse_wrong_secret_tampering_and_absence() {
             verify(secret, body, Some("%%%")),
         ];
         for (i, r) in failures.into_iter().enumerate() {
-            assert_eq!(r.map_err(|e| e.code()), Err("bad_signature"), "{name} case {i}");
+            assert_eq!(r.map_err(|e| e.code()), Err("bad-signature"), "{name} case {i}");
         }
     }
 }
@@ -357,7 +357,7 @@ fn bad_inputs_give_reason_codes() {
     ];
     for (name, parse) in parsers {
         for junk in [&b""[..], b"{", b"[]", b"null", b"not json", b"{\"id\": \"x\"}"] {
-            assert_eq!(code(parse(junk)), "malformed_json", "{name} {junk:?}");
+            assert_eq!(code(parse(junk)), "malformed-json", "{name} {junk:?}");
         }
     }
 
@@ -378,7 +378,7 @@ fn bad_inputs_give_reason_codes() {
         "\"order_id\": \"3904218850271553926\"",
         "\"order_id\": \" \"",
     ));
-    assert_eq!(code(e), "missing_field");
+    assert_eq!(code(e), "missing-field");
 
     // Too many decimals for USD.
     let e = shopify::parse(&edit(SHOPIFY_PAID, "\"price\": \"89.00\"", "\"price\": \"12.345\"")).unwrap_err();
@@ -395,7 +395,7 @@ fn bad_inputs_give_reason_codes() {
             "\"total\": \"517.14\"",
             "\"total\": \"-517.14\""
         ))),
-        "bad_amount"
+        "bad-amount"
     );
     assert_eq!(
         code(marketplace::parse(&edit(
@@ -403,7 +403,7 @@ fn bad_inputs_give_reason_codes() {
             "\"price\": \"368.00\"",
             "\"price\": 368.0"
         ))),
-        "malformed_json"
+        "malformed-json"
     );
     assert_eq!(
         code(marketplace::parse(&edit(
@@ -411,7 +411,7 @@ fn bad_inputs_give_reason_codes() {
             "\"post_fee\": \"12.00\"",
             "\"post_fee\": \"12,00\""
         ))),
-        "bad_amount"
+        "bad-amount"
     );
 
     // Quantities.
@@ -429,7 +429,7 @@ fn bad_inputs_give_reason_codes() {
             "\"quantity\": 1,",
             "\"quantity\": 0,"
         ))),
-        "bad_quantity"
+        "bad-quantity"
     );
     assert_eq!(
         code(marketplace::parse(&edit(
@@ -437,7 +437,7 @@ fn bad_inputs_give_reason_codes() {
             "\"quantity\": 1,",
             "\"quantity\": -1,"
         ))),
-        "bad_quantity"
+        "bad-quantity"
     );
 
     // Totals that do not add up.
@@ -460,7 +460,7 @@ fn bad_inputs_give_reason_codes() {
             "\"shipping_total\": \"14.90\"",
             "\"shipping_total\": \"4.90\""
         ))),
-        "totals_mismatch"
+        "totals-mismatch"
     );
     assert_eq!(
         code(marketplace::parse(&edit(
@@ -468,7 +468,7 @@ fn bad_inputs_give_reason_codes() {
             "\"total\": \"464.80\"",
             "\"total\": \"500.00\""
         ))),
-        "totals_mismatch"
+        "totals-mismatch"
     );
     // Shopify with taxes excluded but total_tax dropped: the tax is missing from the identity.
     assert_eq!(
@@ -477,7 +477,7 @@ fn bad_inputs_give_reason_codes() {
             "\"total_tax\": \"20.65\"",
             "\"total_tax\": \"0.00\""
         ))),
-        "totals_mismatch"
+        "totals-mismatch"
     );
 
     // No lines.
@@ -496,7 +496,7 @@ fn bad_inputs_give_reason_codes() {
             "\"currency\": \"USD\"",
             "\"currency\": \"usd\""
         ))),
-        "bad_currency"
+        "bad-currency"
     );
     assert_eq!(
         code(marketplace::parse(&edit(
@@ -504,7 +504,7 @@ fn bad_inputs_give_reason_codes() {
             "\"currency\": \"CNY\"",
             "\"currency\": \"RMB1\""
         ))),
-        "bad_currency"
+        "bad-currency"
     );
 
     // The marketplace format is ours: unknown fields are refused.
@@ -514,7 +514,7 @@ fn bad_inputs_give_reason_codes() {
             "\"paid\": true",
             "\"paid\": true, \"piad\": true"
         ))),
-        "malformed_json"
+        "malformed-json"
     );
 }
 

@@ -124,6 +124,9 @@ impl Actor {
     pub fn gateway(name: &str) -> Actor {
         Actor(format!("gateway:{name}"))
     }
+    pub fn channel(name: &str) -> Actor {
+        Actor(format!("channel:{name}"))
+    }
     pub fn of(principal: &Principal) -> Actor {
         match principal {
             Principal::PlatformAdmin => Actor("admin".into()),

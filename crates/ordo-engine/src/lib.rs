@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod catalog;
+pub mod channels;
 pub mod clock;
 mod error;
 mod events;
@@ -80,6 +81,7 @@ struct Inner {
     new_events: Arc<Notify>,
     metrics: Arc<Metrics>,
     keys: auth::KeyCache,
+    channels: channels::ChannelCache,
     buckets: rate::Buckets,
     in_flight: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
@@ -111,6 +113,7 @@ impl Engine {
                 new_events,
                 metrics,
                 keys: auth::KeyCache::default(),
+                channels: channels::ChannelCache::default(),
                 buckets: rate::Buckets::default(),
                 in_flight: Default::default(),
             }),
@@ -153,6 +156,11 @@ impl Engine {
             })?;
         rx.await.map_err(|_| EngineError::Overloaded)?
     }
+}
+
+/// A command answered with an outcome of another kind: a bug, reported as a storage fault.
+pub(crate) fn unexpected() -> EngineError {
+    EngineError::Store(ordo_store::StoreError::Backend("unexpected outcome for command".into()))
 }
 
 /// The event a person's or integration's change outside the batch path appends

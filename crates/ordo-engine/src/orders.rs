@@ -124,7 +124,7 @@ impl Engine {
                 }
                 Ok((*order, replayed))
             }
-            _ => Err(unexpected()),
+            _ => Err(crate::unexpected()),
         }
     }
 
@@ -194,7 +194,7 @@ impl Engine {
             .await?
         {
             Outcome::Order { order, .. } => Ok(*order),
-            _ => Err(unexpected()),
+            _ => Err(crate::unexpected()),
         }
     }
 
@@ -234,7 +234,7 @@ impl Engine {
             .await?
         {
             Outcome::Order { order, .. } => Ok(*order),
-            _ => Err(unexpected()),
+            _ => Err(crate::unexpected()),
         }
     }
 
@@ -261,11 +261,7 @@ impl Engine {
                 refunds,
                 replayed,
             } => Ok((*order, refunds, replayed)),
-            _ => Err(unexpected()),
+            _ => Err(crate::unexpected()),
         }
     }
-}
-
-fn unexpected() -> EngineError {
-    EngineError::Store(ordo_store::StoreError::Backend("unexpected outcome for command".into()))
 }

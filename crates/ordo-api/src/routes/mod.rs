@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod catalog;
+pub mod channels;
 pub mod events;
 mod idem;
 pub mod ops;
@@ -69,6 +70,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/orders/{id}/payments", get(orders::payments))
         .route("/api/v1/orders/{id}/refunds", post(orders::refund).get(orders::refunds))
         .route("/api/v1/payments/{gateway}/notify", post(payments::notify))
+        .route("/api/v1/channels/{channel}", put(channels::configure))
+        .route("/api/v1/channels/{channel}/orders", post(channels::webhook))
+        .route(
+            "/api/v1/channels/{channel}/sku-mappings",
+            put(channels::put_mappings).get(channels::list_mappings),
+        )
+        .route("/api/v1/channel-orders", get(channels::list_orders))
+        .route("/api/v1/channel-orders/{id}", get(channels::get_order))
+        .route("/api/v1/channel-orders/{id}/retry", post(channels::retry))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
         .fallback(ops::not_found)

@@ -115,9 +115,7 @@ impl Engine {
         check_notice(&notice)?;
         match self.submit(Command::PaymentNotice(notice)).await? {
             Outcome::Payment { result, .. } => Ok(Answer::Applied(result)),
-            _ => Err(EngineError::Store(ordo_store::StoreError::Backend(
-                "unexpected outcome".into(),
-            ))),
+            _ => Err(crate::unexpected()),
         }
     }
 

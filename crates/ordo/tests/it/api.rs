@@ -25,7 +25,7 @@ async fn placing_an_order_prices_it_from_the_catalogue_and_reserves_stock() {
     assert_eq!(o["status"], "pending_payment");
     assert_eq!(
         o["pricing"],
-        json!({ "currency": "CNY", "items_minor": 4498, "shipping_minor": 800, "discount_minor": 0, "total_minor": 5298, "promotions": [] })
+        json!({ "currency": "CNY", "items_minor": 4498, "shipping_minor": 800, "tax_minor": 0, "discount_minor": 0, "total_minor": 5298, "promotions": [] })
     );
     assert_eq!(o["lines"][0]["warehouse_id"], json!(shop.warehouse));
     let a = app.stock(&shop.owner, "A").await;

@@ -1,0 +1,401 @@
+//! Channel intake over HTTP with each platform's documented payloads: signatures,
+//! raw orders kept when unmappable, SKU mappings, re-sends, and shop scoping.
+
+use hyper::Method;
+use ordo::client::{self, Response};
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN, TestApp, spawn_app};
+
+const SHOPIFY_PAID: &str = include_str!("../../../ordo-channels/tests/fixtures/shopify-order-paid.json");
+const SHOPIFY_COD: &str = include_str!("../../../ordo-channels/tests/fixtures/shopify-order-cod.json");
+const WOO_PROCESSING: &str = include_str!("../../../ordo-channels/tests/fixtures/woocommerce-order-processing.json");
+const MARKETPLACE: &str = include_str!("../../../ordo-channels/tests/fixtures/marketplace-order.json");
+const SECRET: &str = "channel-secret-0123456789";
+
+struct ChannelShop {
+    id: String,
+    owner: String,
+}
+
+/// A shop in `currency` selling `skus` (each with 50 units) from one warehouse,
+/// with `channel` configured.
+async fn channel_shop(app: &TestApp, currency: &str, channel: &str, skus: &[&str]) -> ChannelShop {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/shops",
+            ADMIN,
+            Some(json!({ "name": format!("{channel} shop"), "currency": currency })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let owner = app.key(&id, "owner").await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/warehouses",
+            &owner,
+            Some(json!({ "code": "MAIN", "name": "Main", "region": "CN-GD" })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let warehouse = r.json()["id"].as_str().unwrap().to_string();
+    for sku in skus {
+        let body = json!({ "sku": sku, "name": sku, "price_minor": 100 });
+        let r = app.call(Method::POST, "/api/v1/products", &owner, Some(body)).await;
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        let r = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/stock/{sku}/adjustments"),
+                &owner,
+                Some(json!({ "warehouse_id": warehouse, "delta": 50 })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+    }
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/channels/{channel}"),
+            &owner,
+            Some(json!({ "secret": SECRET })),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.json());
+    ChannelShop { id, owner }
+}
+
+fn header_of(channel: &str) -> &'static str {
+    match channel {
+        "shopify" => "x-shopify-hmac-sha256",
+        "woocommerce" => "x-wc-webhook-signature",
+        _ => "x-ordo-hmac-sha256",
+    }
+}
+
+/// Posts `body` the way the channel does: raw bytes, signed with `secret`.
+async fn deliver(app: &TestApp, channel: &str, shop: &str, body: &str, secret: &str) -> Response {
+    let signature = ordo_channels::sign(secret.as_bytes(), body.as_bytes());
+    let headers = [
+        (header_of(channel), signature.as_str()),
+        ("content-type", "application/json"),
+        ("x-shopify-webhook-id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
+    ];
+    client::request(
+        app.addr,
+        Method::POST,
+        &format!("/api/v1/channels/{channel}/orders?shop={shop}"),
+        &headers,
+        Some(body.as_bytes().to_vec()),
+    )
+    .await
+    .expect("request")
+}
+
+async fn map(app: &TestApp, shop: &ChannelShop, channel: &str, mappings: Value) {
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/channels/{channel}/sku-mappings"),
+            &shop.owner,
+            Some(json!({ "mappings": mappings })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+}
+
+async fn order(app: &TestApp, shop: &ChannelShop, id: &Value) -> Value {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/orders/{}", id.as_str().unwrap()),
+            &shop.owner,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    r.json()
+}
+
+async fn channel_orders(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let r = app
+        .call(Method::GET, &format!("/api/v1/channel-orders{query}"), token, None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    r.json()["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_shopify_order_waits_for_its_mapping_then_completes_on_resend() {
+    let app = spawn_app().await;
+    let shop = channel_shop(
+        &app,
+        "USD",
+        "shopify",
+        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
+    )
+    .await;
+
+    // The gift-wrap line has no SKU: the order is kept, unmapped, with the reason.
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let receipt = r.json();
+    assert_eq!(
+        (receipt["status"].as_str(), receipt["reason_code"].as_str()),
+        (Some("unmapped"), Some("unmapped-sku"))
+    );
+    assert!(receipt["reason"].as_str().unwrap().contains("43012934664357"));
+    let waiting = channel_orders(&app, &shop.owner, "?status=unmapped").await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["external_id"], "5872349102117");
+    assert_eq!(waiting[0]["body"].as_str(), Some(SHOPIFY_PAID), "kept byte for byte");
+
+    map(
+        &app,
+        &shop,
+        "shopify",
+        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
+    )
+    .await;
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let receipt = r.json();
+    assert_eq!(
+        receipt["channel_order_id"], waiting[0]["id"],
+        "the same raw order completed"
+    );
+    let placed = order(&app, &shop, &receipt["order_id"]).await;
+    assert_eq!(placed["channel"], "shopify");
+    assert_eq!(placed["external_id"], "5872349102117");
+    assert_eq!(placed["status"], "fulfilling", "paid at Shopify and approved by review");
+    assert_eq!(placed["pricing"]["total_minor"], 26_350);
+    assert_eq!(placed["pricing"]["currency"], "USD");
+    assert_eq!(placed["buyer"]["name"], "Zoë Ångström");
+    let lines = placed["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        (lines[0]["sku"].as_str(), lines[0]["unit_price_minor"].as_i64()),
+        (Some("SWTR-MER-M-NVY"), Some(8_900))
+    );
+    let payments = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/orders/{}/payments", receipt["order_id"].as_str().unwrap()),
+            &shop.owner,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(payments[0]["status"], "captured", "{payments:?}");
+    assert_eq!(payments[0]["captured_minor"], 26_350);
+    assert_eq!(payments[0]["gateway"], "shopify");
+
+    // Shopify retries webhooks: a re-send is answered 200 and creates nothing.
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!((r.status, r.json()["duplicate"].as_bool()), (200, Some(true)));
+    assert_eq!(r.json()["order_id"], receipt["order_id"]);
+    let all = app.call(Method::GET, "/api/v1/orders", &shop.owner, None).await.json();
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    assert!(channel_orders(&app, &shop.owner, "?status=unmapped").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_signature_or_an_unconfigured_channel_stores_nothing() {
+    let app = spawn_app().await;
+    let shop = channel_shop(&app, "USD", "shopify", &["SWTR-MER-M-NVY"]).await;
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, "wrong-secret-0123456789").await;
+    assert_eq!(r.status, 401, "{:?}", r.json());
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let tampered = SHOPIFY_PAID.replace("263.50", "2.50");
+    let signature = ordo_channels::sign(SECRET.as_bytes(), SHOPIFY_PAID.as_bytes());
+    let r = client::request(
+        app.addr,
+        Method::POST,
+        &format!("/api/v1/channels/shopify/orders?shop={}", shop.id),
+        &[("x-shopify-hmac-sha256", signature.as_str())],
+        Some(tampered.into_bytes()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401);
+    let r = deliver(&app, "woocommerce", &shop.id, WOO_PROCESSING, SECRET).await;
+    assert_eq!(r.status, 401, "woocommerce is not configured for this shop");
+    let r = deliver(&app, "ebay", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 422, "{:?}", r.json());
+    assert!(channel_orders(&app, &shop.owner, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn unreadable_and_invalid_orders_are_kept_with_their_reason_codes() {
+    let app = spawn_app().await;
+    let shop = channel_shop(&app, "CNY", "marketplace", &["TEA-LJ-250G", "CUP-QC-06"]).await;
+    let r = deliver(&app, "marketplace", &shop.id, "{\"order_id\": \"TB-9\", ", SECRET).await;
+    assert_eq!(
+        (r.status, r.json()["reason_code"].as_str()),
+        (202, Some("malformed-json"))
+    );
+
+    // The receiver's city is not in the province: kept as invalid-address.
+    let wrong_city = MARKETPLACE.replace("深圳市", "杭州市");
+    let r = deliver(&app, "marketplace", &shop.id, &wrong_city, SECRET).await;
+    assert_eq!(
+        (r.status, r.json()["reason_code"].as_str()),
+        (202, Some("invalid-address")),
+        "{:?}",
+        r.json()
+    );
+    let kept = channel_orders(&app, &shop.owner, "?status=unmapped").await;
+    assert_eq!(kept.len(), 2);
+
+    // The platform re-sends the corrected order: the same raw order completes.
+    let r = deliver(&app, "marketplace", &shop.id, MARKETPLACE, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let placed = order(&app, &shop, &r.json()["order_id"]).await;
+    assert_eq!(placed["shipping_address"]["district"], "南山区");
+    assert_eq!(placed["pricing"]["total_minor"], 46_480);
+    assert_eq!(placed["status"], "fulfilling");
+    let kept = channel_orders(&app, &shop.owner, "?status=unmapped").await;
+    assert_eq!(kept.len(), 1, "only the unreadable body is left");
+    let kept_id = kept[0]["external_id"].as_str().unwrap();
+    assert!(kept_id.starts_with("unread-"), "kept under a digest of the body: {kept_id}");
+    let r = deliver(&app, "marketplace", &shop.id, "{\"order_id\": \"TB-9\", ", SECRET).await;
+    assert_eq!(r.json()["channel_order_id"], kept[0]["id"], "the same unreadable body is the same raw order");
+}
+
+#[tokio::test]
+async fn woocommerce_orders_map_by_variation_product_and_seller_sku() {
+    let app = spawn_app().await;
+    let shop = channel_shop(&app, "EUR", "woocommerce", &["ARM-BERG-LIN", "THROW-GREY", "CANDLE"]).await;
+    map(
+        &app,
+        &shop,
+        "woocommerce",
+        json!([
+            { "channel_key": "variant:851", "sku": "THROW-GREY" },
+            { "channel_key": "product:870", "sku": "CANDLE" },
+        ]),
+    )
+    .await;
+    let r = deliver(&app, "woocommerce", &shop.id, WOO_PROCESSING, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let placed = order(&app, &shop, &r.json()["order_id"]).await;
+    let skus: Vec<&str> = placed["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["ARM-BERG-LIN", "THROW-GREY", "CANDLE"]);
+    assert_eq!(placed["pricing"]["total_minor"], 51_714);
+    assert_eq!(placed["pricing"]["tax_minor"], 8_257);
+    assert_eq!(placed["note"].as_str().map(|n| !n.is_empty()), Some(true));
+}
+
+#[tokio::test]
+async fn a_cash_on_delivery_order_goes_to_fulfilment_unpaid() {
+    let app = spawn_app().await;
+    let shop = channel_shop(&app, "INR", "shopify", &["KURTA-L-IND", "DUPATTA"]).await;
+    map(
+        &app,
+        &shop,
+        "shopify",
+        json!([{ "channel_key": "variant:43013012652069", "sku": "DUPATTA" }]),
+    )
+    .await;
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_COD, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let placed = order(&app, &shop, &r.json()["order_id"]).await;
+    assert_eq!(placed["status"], "fulfilling");
+    assert_eq!(placed["paid_minor"], 0);
+    assert!(
+        placed["payment_due_at"].is_null(),
+        "no payment timeout for cash on delivery"
+    );
+}
+
+#[tokio::test]
+async fn channel_orders_and_mappings_stay_inside_their_shop() {
+    let app = spawn_app().await;
+    let shop = channel_shop(&app, "USD", "shopify", &["SWTR-MER-M-NVY"]).await;
+    let other = channel_shop(&app, "USD", "shopify", &["SWTR-MER-M-NVY"]).await;
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    let raw_id = r.json()["channel_order_id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/channel-orders/{raw_id}"),
+            &other.owner,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/channel-orders/{raw_id}/retry"),
+            &other.owner,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert!(channel_orders(&app, &other.owner, "").await.is_empty());
+    map(
+        &app,
+        &shop,
+        "shopify",
+        json!([{ "channel_key": "sku:x", "sku": "SWTR-MER-M-NVY" }]),
+    )
+    .await;
+    let theirs = app
+        .call(Method::GET, "/api/v1/channels/shopify/sku-mappings", &other.owner, None)
+        .await;
+    assert_eq!(theirs.json(), json!([]));
+
+    // A role that does not see buyers' personal data gets the raw order without its body.
+    let warehouse = app.key(&shop.id, "warehouse").await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/channel-orders/{raw_id}"),
+            &warehouse,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert!(r.json()["body"].is_null());
+
+    // Another shop's webhook URL does not accept this shop's secret.
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/channels/shopify",
+            &other.owner,
+            Some(json!({ "secret": "another-secret-0123456789" })),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = deliver(&app, "shopify", &other.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 401);
+
+    // A retry by a person completes an order once its mapping exists.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/channel-orders/{raw_id}/retry"),
+            &shop.owner,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        r.json()["channel_order"]["status"],
+        "unmapped",
+        "CUP and gift wrap are still unknown"
+    );
+}
