@@ -42,6 +42,9 @@ pub struct ShopSettings {
     /// Promotions and coupons (A4).
     #[serde(default)]
     pub promotions: Vec<crate::promotion::Promotion>,
+    /// Buyer notifications: locale and channels (K1).
+    #[serde(default)]
+    pub notifications: crate::notify::NotificationSettings,
 }
 
 /// Rules that hold a paid order for a person (审单). Every rule that matches adds
@@ -72,6 +75,7 @@ impl ShopSettings {
             review: ReviewRules::default(),
             payment_methods: Vec::new(),
             promotions: Vec::new(),
+            notifications: crate::notify::NotificationSettings::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod event;
 pub mod ids;
 pub mod inventory;
 pub mod money;
+pub mod notify;
 pub mod order;
 pub mod payment;
 pub mod promotion;
