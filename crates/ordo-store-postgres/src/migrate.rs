@@ -18,6 +18,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payment_reminder",
         include_str!("../migrations/0002_payment_reminder.sql"),
     ),
+    // 0003 is reserved for another change; versions apply by number, so it may land later.
+    (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
 ];
 
 pub(crate) async fn run(client: &mut Client) -> StoreResult<()> {
