@@ -1,6 +1,7 @@
 //! The notification worker: plan from the event log, deliver what is due.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,13 +124,12 @@ impl Notifier {
                 let (Some(shop), Some(order_id)) = (event.shop, notify::order_of(event)) else {
                     continue;
                 };
-                if !settings.contains_key(&shop) {
-                    let found = match self.store.get_shop(shop).await {
+                if let Entry::Vacant(slot) = settings.entry(shop) {
+                    slot.insert(match self.store.get_shop(shop).await {
                         Ok(s) => Some(s.settings.notifications),
                         Err(StoreError::NotFound) => None,
                         Err(e) => return Err(e),
-                    };
-                    settings.insert(shop, found);
+                    });
                 }
                 let Some(Some(shop_settings)) = settings.get(&shop) else {
                     continue;
