@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{admin, catalog, events, ops, orders, payments};
+use crate::routes::{admin, catalog, events, notifications, ops, orders, payments};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use crate::routes::{admin, catalog, events, ops, orders, payments};
         orders::create, orders::list, orders::get, orders::cancel, orders::hold, orders::approve, orders::reject, orders::bulk_approve, orders::bulk_reject, orders::import, orders::ship,
         orders::deliver, orders::complete, orders::resolve_payment, orders::payments, orders::refunds, orders::refund,
         payments::notify, events::list, events::stream,
+        notifications::list,
     ),
     components(schemas(crate::problem::Problem, dto::OrderView, dto::ProductView)),
     modifiers(&BearerAuth),

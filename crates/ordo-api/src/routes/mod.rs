@@ -2,6 +2,7 @@ pub mod admin;
 pub mod catalog;
 pub mod events;
 mod idem;
+pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod payments;
@@ -71,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/payments/{gateway}/notify", post(payments::notify))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
+        .route("/api/v1/notifications", get(notifications::list))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
 }

@@ -2,6 +2,7 @@
 //! port 0, or as `ordo serve` child processes) against real databases.
 
 mod api;
+mod notifications;
 mod payments;
 mod process;
 mod support;
