@@ -50,6 +50,8 @@ pub struct ShopView {
     #[schema(value_type = Vec<Object>)]
     pub promotions: serde_json::Value,
     pub created_at: String,
+    /// Buyer notifications: language and channels.
+    pub notifications: crate::routes::notifications::NotificationSettingsDto,
 }
 
 /// Rules that hold a paid order for a person; every match adds its reason.
@@ -104,6 +106,7 @@ impl From<&Shop> for ShopView {
             payment_methods: s.settings.payment_methods.clone(),
             promotions: serde_json::to_value(&s.settings.promotions).unwrap_or_default(),
             created_at: time(s.created_at),
+            notifications: (&s.settings.notifications).into(),
         }
     }
 }
@@ -124,6 +127,8 @@ pub struct UpdateSettings {
     /// Replaces the shop's promotions (shape in the README).
     #[schema(value_type = Option<Vec<Object>>)]
     pub promotions: Option<serde_json::Value>,
+    /// Replaces the buyer-notification settings as a whole.
+    pub notifications: Option<crate::routes::notifications::NotificationSettingsDto>,
 }
 
 /// Distinguishes an absent field from an explicit `null`.

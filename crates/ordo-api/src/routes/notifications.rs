@@ -3,8 +3,10 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use ordo_core::OrderId;
 use ordo_core::auth::{Action, Principal, mask_tail};
+use ordo_core::notify::{Locale, NotificationSettings};
 use ordo_engine::EngineError;
 use ordo_store::{NotificationAttempt, NotificationFilter, NotificationRecord};
 use serde::{Deserialize, Serialize};
@@ -144,5 +146,55 @@ fn view(n: &NotificationRecord, attempts: &[NotificationAttempt], who: &Principa
                 detail: hide(&a.detail),
             })
             .collect(),
+    }
+}
+
+/// A shop's buyer-notification settings, as shop settings show and take them.
+#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettingsDto {
+    /// Language of the messages: `zh-CN` (default) or `en`.
+    #[serde(default = "zh_cn")]
+    pub locale: String,
+    /// E-mail buyers who gave an address (default true).
+    #[serde(default = "yes")]
+    pub email: bool,
+    /// Text the buyer's phone for payment reminders, payments, dispatch, refunds and codes (default true).
+    #[serde(default = "yes")]
+    pub sms: bool,
+}
+
+fn zh_cn() -> String {
+    Locale::ZhCn.as_str().into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<&NotificationSettings> for NotificationSettingsDto {
+    fn from(s: &NotificationSettings) -> Self {
+        NotificationSettingsDto {
+            locale: s.locale.as_str().into(),
+            email: s.email,
+            sms: s.sms,
+        }
+    }
+}
+
+impl NotificationSettingsDto {
+    pub fn into_settings(self) -> ApiResult<NotificationSettings> {
+        let locale = Locale::parse(&self.locale).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-locale",
+                "notifications.locale must be `zh-CN` or `en`",
+            )
+        })?;
+        Ok(NotificationSettings {
+            locale,
+            email: self.email,
+            sms: self.sms,
+        })
     }
 }

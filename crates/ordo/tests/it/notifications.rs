@@ -40,6 +40,8 @@ async fn the_delivery_log_lists_attempts_and_masks_recipients_by_role() {
     assert_eq!(n["recipient"], "zhang@example.com");
     assert_eq!(n["template"], "order.placed");
     assert_eq!(n["locale"], "zh-CN");
+    let sent = std::fs::read_to_string(&file).unwrap();
+    assert!(sent.contains(&format!("订单已提交：{order_id}")), "{sent}");
     assert_eq!(n["status"], "sent");
     assert_eq!(n["attempts"], 1);
     assert_eq!(n["attempt_log"][0]["ok"], true);
@@ -58,6 +60,31 @@ async fn the_delivery_log_lists_attempts_and_masks_recipients_by_role() {
         .call(Method::GET, "/api/v1/notifications?order=nope", &shop.owner, None)
         .await;
     assert_eq!(r.status, 400);
+
+    // The shop switches to English and e-mail only; a locale it does not know is refused.
+    let settings = format!("/api/v1/shops/{}/settings", shop.id);
+    let body = json!({ "notifications": { "locale": "en", "sms": false } });
+    let r = app.call(Method::PUT, &settings, &shop.owner, Some(body)).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        r.json()["notifications"],
+        json!({ "locale": "en", "email": true, "sms": false })
+    );
+    let body = json!({ "notifications": { "locale": "fr" } });
+    let r = app.call(Method::PUT, &settings, &shop.owner, Some(body)).await;
+    assert_eq!(r.status, 422, "{:?}", r.json());
+    let r = app.place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }])).await;
+    let english = r.json()["id"].as_str().unwrap().to_string();
+    let providers = Providers {
+        email: Some(Arc::new(FileProvider::new(&file))),
+        sms: None,
+    };
+    Notifier::new(app.engine.store().clone(), app.clock.clone(), providers)
+        .run_once()
+        .await
+        .unwrap();
+    let sent = std::fs::read_to_string(&file).unwrap();
+    assert!(sent.contains(&format!("Order {english} received")), "{sent}");
 
     // Listed in the OpenAPI document.
     let r = app.call(Method::GET, "/api/openapi.json", &shop.owner, None).await;
