@@ -40,9 +40,13 @@ impl Provider for FileProvider {
             .open(&self.path)
             .await
             .map_err(|e| ProviderError::Unavailable(format!("{}: {e}", self.path.display())))?;
-        file.write_all(line.as_bytes())
-            .await
-            .map_err(|e| ProviderError::Unavailable(format!("{}: {e}", self.path.display())))?;
+        // tokio's File hands writes to a blocking thread; only flush waits until the
+        // line is really in the file.
+        let written = match file.write_all(line.as_bytes()).await {
+            Ok(()) => file.flush().await,
+            Err(e) => Err(e),
+        };
+        written.map_err(|e| ProviderError::Unavailable(format!("{}: {e}", self.path.display())))?;
         Ok(ProviderReceipt {
             detail: format!("appended to {}", self.path.display()),
         })
