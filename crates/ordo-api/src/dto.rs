@@ -51,6 +51,8 @@ pub struct ShopView {
     pub promotions: serde_json::Value,
     pub purchase_limits: Vec<PurchaseLimitDto>,
     pub created_at: String,
+    /// Buyer notifications: language and channels.
+    pub notifications: crate::routes::notifications::NotificationSettingsDto,
 }
 
 /// Rules that hold a paid order for a person; every match adds its reason.
@@ -159,6 +161,7 @@ impl From<&Shop> for ShopView {
             promotions: serde_json::to_value(&s.settings.promotions).unwrap_or_default(),
             purchase_limits: s.settings.purchase_limits.iter().map(PurchaseLimitDto::from).collect(),
             created_at: time(s.created_at),
+            notifications: (&s.settings.notifications).into(),
         }
     }
 }
@@ -181,6 +184,8 @@ pub struct UpdateSettings {
     pub promotions: Option<serde_json::Value>,
     /// Replaces the shop's purchase limits.
     pub purchase_limits: Option<Vec<PurchaseLimitDto>>,
+    /// Replaces the buyer-notification settings as a whole.
+    pub notifications: Option<crate::routes::notifications::NotificationSettingsDto>,
 }
 
 /// Distinguishes an absent field from an explicit `null`.

@@ -45,6 +45,9 @@ pub struct ShopSettings {
     /// Per-buyer purchase limits (限购, A3).
     #[serde(default)]
     pub purchase_limits: Vec<crate::limits::PurchaseLimit>,
+    /// Buyer notifications: locale and channels (K1).
+    #[serde(default)]
+    pub notifications: crate::notify::NotificationSettings,
 }
 
 /// Rules that hold a paid order for a person (审单). Every rule that matches adds
@@ -91,6 +94,7 @@ impl ShopSettings {
             payment_methods: Vec::new(),
             promotions: Vec::new(),
             purchase_limits: Vec::new(),
+            notifications: crate::notify::NotificationSettings::default(),
         }
     }
 }

@@ -61,4 +61,6 @@ pub mod kinds {
     pub const PAYMENT_FAILED: &str = "payment.failed";
     pub const PAYMENT_EXPIRED: &str = "payment.expired";
     pub const REFUND_CREATED: &str = "refund.created";
+    /// Virtual goods: codes were delivered; payload `{"codes": <count>}` (never the codes).
+    pub const ORDER_CODES_DELIVERED: &str = "order.codes_delivered";
 }

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod inventory;
 pub mod limits;
 pub mod money;
+pub mod notify;
 pub mod order;
 pub mod payment;
 pub mod promotion;

@@ -13,6 +13,7 @@ mod docs;
 mod error;
 mod events;
 mod migrate;
+mod notifications;
 mod orders;
 mod shops;
 mod stock;
@@ -30,7 +31,10 @@ use ordo_core::inventory::{LedgerEntry, StockLevel};
 use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{ApiKeyId, ChannelOrderId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
-use ordo_store::{ApiKeyRecord, Committed, Decide, OrderFilter, StockTotals, Store, StoreError, StoreResult};
+use ordo_store::{
+    ApiKeyRecord, AttemptOutcome, Committed, Decide, NewNotification, NotificationAttempt, NotificationFilter,
+    NotificationRecord, OrderFilter, StockTotals, Store, StoreError, StoreResult,
+};
 use tokio_postgres::NoTls;
 
 use crate::error::db;
@@ -303,5 +307,39 @@ impl Store for PgStore {
 
     async fn stock_totals(&self, shop: ShopId) -> StoreResult<StockTotals> {
         stock::totals(&self.client().await?, shop).await
+    }
+
+    // Notifications.
+    async fn notification_cursor(&self) -> StoreResult<EventSeq> {
+        notifications::cursor(&self.client().await?).await
+    }
+
+    async fn enqueue_notifications(&self, items: Vec<NewNotification>, cursor: EventSeq) -> StoreResult<u64> {
+        notifications::enqueue(&mut self.client().await?, &items, cursor).await
+    }
+
+    async fn due_notifications(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<NotificationRecord>> {
+        notifications::due(&self.client().await?, now, limit).await
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        then: AttemptOutcome,
+    ) -> StoreResult<()> {
+        notifications::record_attempt(&mut self.client().await?, id, attempt, then).await
+    }
+
+    async fn list_notifications(
+        &self,
+        shop: ShopId,
+        filter: &NotificationFilter,
+    ) -> StoreResult<Vec<NotificationRecord>> {
+        notifications::list(&self.client().await?, shop, filter).await
+    }
+
+    async fn notification_attempts(&self, shop: ShopId, ids: &[i64]) -> StoreResult<Vec<NotificationAttempt>> {
+        notifications::attempts(&self.client().await?, shop, ids).await
     }
 }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "limits_and_channels",
         include_str!("../migrations/0003_limits_and_channels.sql"),
     ),
+    (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
 ];
 
 pub(crate) async fn run(client: &mut Client) -> StoreResult<()> {

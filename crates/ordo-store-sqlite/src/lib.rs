@@ -7,6 +7,7 @@
 mod batch;
 mod channels;
 mod codec;
+mod notifications;
 mod reads;
 mod writes;
 
@@ -23,13 +24,17 @@ use ordo_core::inventory::{LedgerEntry, StockLevel};
 use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{ApiKeyId, ChannelOrderId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
-use ordo_store::{ApiKeyRecord, Committed, Decide, OrderFilter, StockTotals, Store, StoreError, StoreResult};
+use ordo_store::{
+    ApiKeyRecord, AttemptOutcome, Committed, Decide, NewNotification, NotificationAttempt, NotificationFilter,
+    NotificationRecord, OrderFilter, StockTotals, Store, StoreError, StoreResult,
+};
 use rusqlite::Connection;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_payment_reminder.sql")),
     (3, include_str!("../migrations/0003_limits_and_channels.sql")),
+    (4, include_str!("../migrations/0004_notifications.sql")),
 ];
 const READERS: usize = 4;
 
@@ -180,12 +185,13 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )
     .map_err(codec::err)?;
-    let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
-            r.get(0)
-        })
+    // Every version not yet recorded (not just those above the highest), so a
+    // migration numbered below one already applied still runs.
+    let applied: Vec<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(codec::err)?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         tx.execute_batch(sql).map_err(codec::err)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now') * 1000)",
@@ -371,5 +377,38 @@ impl Store for SqliteStore {
     }
     async fn stock_totals(&self, shop: ShopId) -> StoreResult<StockTotals> {
         self.read(move |c| reads::stock_totals(c, shop)).await
+    }
+
+    // Notifications.
+    async fn notification_cursor(&self) -> StoreResult<EventSeq> {
+        self.read(notifications::cursor).await
+    }
+    async fn enqueue_notifications(&self, items: Vec<NewNotification>, cursor: EventSeq) -> StoreResult<u64> {
+        self.write(move |c| notifications::enqueue(c, &items, cursor)).await
+    }
+    async fn due_notifications(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<NotificationRecord>> {
+        self.read(move |c| notifications::due(c, now, limit)).await
+    }
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        then: AttemptOutcome,
+    ) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        self.write(move |c| notifications::record_attempt(c, id, &attempt, then))
+            .await
+    }
+    async fn list_notifications(
+        &self,
+        shop: ShopId,
+        filter: &NotificationFilter,
+    ) -> StoreResult<Vec<NotificationRecord>> {
+        let filter = filter.clone();
+        self.read(move |c| notifications::list(c, shop, &filter)).await
+    }
+    async fn notification_attempts(&self, shop: ShopId, ids: &[i64]) -> StoreResult<Vec<NotificationAttempt>> {
+        let ids = ids.to_vec();
+        self.read(move |c| notifications::attempts(c, shop, &ids)).await
     }
 }

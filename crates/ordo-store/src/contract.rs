@@ -40,6 +40,8 @@ use ordo_core::{
     ApiKeyId, CommandError, Context, Currency, IdSource, OrderId, Outcome, ProductId, ShopId, Timestamp, WarehouseId,
 };
 
+mod notifications;
+
 use crate::{ApiKeyRecord, Committed, Decide, Decided, OrderFilter, StockTotals, Store, StoreError, StoreResult};
 
 type CheckFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -103,6 +105,16 @@ pub const CHECKS: &[(&str, Check)] = &[
     }),
     ("channel_orders_are_kept_and_completed_on_resend", |s| {
         Box::pin(channel_orders_are_kept_and_completed_on_resend(s))
+    }),
+    // Notifications (K1), in contract/notifications.rs.
+    ("notifications_enqueue_once_per_event_and_channel", |s| {
+        Box::pin(notifications::notifications_enqueue_once_per_event_and_channel(s))
+    }),
+    ("notifications_are_due_by_time_and_record_attempts", |s| {
+        Box::pin(notifications::notifications_are_due_by_time_and_record_attempts(s))
+    }),
+    ("notifications_are_scoped_and_paged", |s| {
+        Box::pin(notifications::notifications_are_scoped_and_paged(s))
     }),
 ];
 

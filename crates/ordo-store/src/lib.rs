@@ -13,6 +13,7 @@ use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
 use ordo_core::channel::{RawChannelOrder, RawStatus, SkuMapping};
 use ordo_core::event::{Event, NewEvent};
 use ordo_core::inventory::{LedgerEntry, StockLevel};
+use ordo_core::notify::{Channel, DeliveryStatus, Locale};
 use ordo_core::order::{Order, OrderStatus};
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{ApiKeyId, ChannelOrderId, CommandError, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
@@ -183,6 +184,99 @@ pub trait Store: Send + Sync + 'static {
     /// Totals used by invariant checks and tests: (Σ on_hand, Σ reserved, Σ ledger on-hand
     /// deltas, Σ ledger reserved deltas) over one shop.
     async fn stock_totals(&self, shop: ShopId) -> StoreResult<StockTotals>;
+
+    // Notifications.
+    /// The last event the notification worker has planned (starts at the newest event
+    /// when the delivery log was created, so old events are never notified).
+    async fn notification_cursor(&self) -> StoreResult<EventSeq>;
+    /// Records `items` in the delivery log as pending (due at their `created_at`) and
+    /// moves the cursor to `cursor`, in one transaction. An item whose (event, channel)
+    /// is already recorded is skipped, so replanning an event never duplicates; returns
+    /// how many were inserted. The cursor never moves backwards.
+    async fn enqueue_notifications(&self, items: Vec<NewNotification>, cursor: EventSeq) -> StoreResult<u64>;
+    /// Pending notifications of every shop whose next attempt is at or before `now`,
+    /// earliest first.
+    async fn due_notifications(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<NotificationRecord>>;
+    /// Records one delivery attempt of notification `id` and its consequence: `Sent`,
+    /// `Retry { at }` (still pending) or `Failed`. Bumps `attempts`.
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        attempt: &NotificationAttempt,
+        then: AttemptOutcome,
+    ) -> StoreResult<()>;
+    /// A shop's delivery log, newest first; `cursor` returns ids strictly below it.
+    async fn list_notifications(
+        &self,
+        shop: ShopId,
+        filter: &NotificationFilter,
+    ) -> StoreResult<Vec<NotificationRecord>>;
+    /// The attempts of the shop's notifications `ids`, by notification then time.
+    async fn notification_attempts(&self, shop: ShopId, ids: &[i64]) -> StoreResult<Vec<NotificationAttempt>>;
+}
+
+/// A notification about to be recorded in the delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    pub shop: ShopId,
+    pub event_seq: EventSeq,
+    pub order: OrderId,
+    pub channel: Channel,
+    pub recipient: String,
+    /// The template's name: the event kind that triggered it.
+    pub template: String,
+    pub locale: Locale,
+    /// The event facts the message needs (see `ordo_core::notify::Planned::data`).
+    pub data: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+/// A notification as the delivery log holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRecord {
+    /// Assigned by the store, increasing.
+    pub id: i64,
+    pub shop: ShopId,
+    pub event_seq: EventSeq,
+    pub order: OrderId,
+    pub channel: Channel,
+    pub recipient: String,
+    pub template: String,
+    pub locale: Locale,
+    pub data: serde_json::Value,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// When the next attempt is due; `None` once sent or failed.
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+}
+
+/// One try at delivering a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationAttempt {
+    pub notification: i64,
+    pub at: Timestamp,
+    pub ok: bool,
+    /// The provider's response when it worked, the error when it did not.
+    pub detail: String,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Sent,
+    Retry { at: Timestamp },
+    Failed,
+}
+
+/// Cursor pagination of the delivery log: ids strictly below `cursor`, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub order: Option<OrderId>,
+    pub cursor: Option<i64>,
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod client;
 pub mod demo;
+pub mod notify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -48,6 +48,8 @@ enum Cmd {
         /// Seed a demo platform and keep a gentle stream of orders flowing.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        notify: NotifyArgs,
     },
     /// Create or upgrade the database schema, then exit.
     Migrate {
@@ -59,6 +61,40 @@ enum Cmd {
     /// Bulk-import data from a file.
     #[command(subcommand)]
     Import(ImportCmd),
+}
+
+/// Buyer notifications (see README, "Notifications").
+#[derive(clap::Args)]
+struct NotifyArgs {
+    /// Send e-mails through this SMTP server, `HOST:PORT` (plain SMTP, no TLS).
+    #[arg(long, env = "ORDO_NOTIFY_SMTP", value_name = "HOST:PORT")]
+    notify_smtp: Option<String>,
+    /// The From address of e-mails, e.g. `Shop <shop@example.com>`.
+    #[arg(long, env = "ORDO_NOTIFY_SMTP_FROM", value_name = "ADDR")]
+    notify_smtp_from: Option<String>,
+    /// Send text messages through this HTTP SMS gateway; its key comes from ORDO_NOTIFY_SMS_KEY.
+    #[arg(long, env = "ORDO_NOTIFY_SMS_URL", value_name = "URL")]
+    notify_sms_url: Option<String>,
+    /// Sender name of text messages.
+    #[arg(long, env = "ORDO_NOTIFY_SMS_SENDER", default_value = "Ordo")]
+    notify_sms_sender: String,
+    /// Append messages to this file as JSON lines (for channels without SMTP / SMS gateway).
+    /// `serve --demo` defaults to ./ordo-notifications.jsonl.
+    #[arg(long, env = "ORDO_NOTIFY_FILE", value_name = "PATH")]
+    notify_file: Option<std::path::PathBuf>,
+}
+
+impl NotifyArgs {
+    fn options(self) -> ordo::notify::NotifyOptions {
+        ordo::notify::NotifyOptions {
+            smtp: self.notify_smtp,
+            smtp_from: self.notify_smtp_from,
+            sms_url: self.notify_sms_url,
+            sms_key: std::env::var("ORDO_NOTIFY_SMS_KEY").ok(),
+            sms_sender: self.notify_sms_sender,
+            file: self.notify_file,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -138,7 +174,9 @@ async fn run(cli: Cli) -> Result<()> {
             rate_limit_per_key,
             writers,
             demo,
+            notify,
         } => {
+            let providers = notify.options().providers(demo)?;
             let admin_token = match std::env::var("ORDO_ADMIN_TOKEN") {
                 Ok(t) if !t.is_empty() => t,
                 _ => {
@@ -161,6 +199,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let running = ordo::start(opts, system_clock()).await?;
             println!("ordo listening on http://{}", running.addr);
+            ordo::notify::spawn(&running.engine, system_clock(), providers);
             if demo {
                 let seeded = ordo::demo::seed(&running.engine).await?;
                 seeded.print();

@@ -86,6 +86,9 @@ pub async fn update_settings(
     if let Some(r) = req.review_above_minor {
         settings.review_above_minor = r;
     }
+    if let Some(n) = req.notifications {
+        settings.notifications = n.into_settings()?;
+    }
     Ok(Json(ShopView::from(
         &s.engine.update_settings(&c.who, shop, settings).await?,
     )))

@@ -3,6 +3,7 @@ pub mod catalog;
 pub mod channels;
 pub mod events;
 mod idem;
+pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod payments;
@@ -81,6 +82,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/channel-orders/{id}/retry", post(channels::retry))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
+        .route("/api/v1/notifications", get(notifications::list))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
 }

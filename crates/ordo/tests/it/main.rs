@@ -3,6 +3,7 @@
 
 mod api;
 mod channels;
+mod notifications;
 mod payments;
 mod process;
 mod support;
