@@ -480,6 +480,10 @@ pub struct OrderLineView {
     /// This line's share of the items discount.
     pub discount_minor: i64,
     pub warehouse_id: Option<String>,
+    /// A virtual good, delivered as codes (see `/orders/{id}/codes`).
+    pub digital: bool,
+    /// Codes delivered for this line so far.
+    pub codes_delivered: usize,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -589,6 +593,8 @@ impl OrderView {
                     total_minor: l.total_minor,
                     discount_minor: l.discount_minor,
                     warehouse_id: l.warehouse.map(|w| w.to_string()),
+                    digital: l.digital,
+                    codes_delivered: l.codes.len(),
                 })
                 .collect(),
             pricing: PricingView {

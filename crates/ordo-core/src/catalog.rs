@@ -48,6 +48,13 @@ pub struct ShopSettings {
     /// Buyer notifications: locale and channels (K1).
     #[serde(default)]
     pub notifications: crate::notify::NotificationSettings,
+    /// A virtual SKU's code pool below this raises `code_pool.low` (G1).
+    #[serde(default = "low_pool_default")]
+    pub code_pool_low_at: i64,
+}
+
+fn low_pool_default() -> i64 {
+    crate::batch::LOW_POOL_DEFAULT
 }
 
 /// Rules that hold a paid order for a person (审单). Every rule that matches adds
@@ -95,6 +102,7 @@ impl ShopSettings {
             promotions: Vec::new(),
             purchase_limits: Vec::new(),
             notifications: crate::notify::NotificationSettings::default(),
+            code_pool_low_at: crate::batch::LOW_POOL_DEFAULT,
         }
     }
 }

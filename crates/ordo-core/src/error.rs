@@ -60,6 +60,10 @@ pub enum CommandError {
     ChannelTotalsMismatch { computed: i64, total: i64 },
     #[error("the channel order's terms are inconsistent: {reason}")]
     ChannelTerms { reason: &'static str },
+    #[error("the code pool of SKU `{sku}` has {available} code(s); {needed} are needed")]
+    CodePoolShort { sku: String, needed: i64, available: i64 },
+    #[error("the order's virtual lines have all their codes")]
+    NoCodesOwed,
     #[error("coupon `{code}` has been used up")]
     CouponUsedUp { code: String },
     #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
@@ -96,6 +100,8 @@ impl CommandError {
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
             CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::CodePoolShort { .. } => "code-pool-short",
+            CommandError::NoCodesOwed => "no-codes-owed",
             CommandError::ChannelTotalsMismatch { .. } => "channel-totals-mismatch",
             CommandError::ChannelTerms { .. } => "channel-terms",
             CommandError::CouponPerBuyerLimit { .. } => "coupon-per-buyer-limit",

@@ -53,6 +53,8 @@ pub mod kinds {
     pub const ORDER_PAYMENT_EXCEPTION: &str = "order.payment_exception";
     pub const ORDER_PAYMENT_REMINDER: &str = "order.payment_reminder";
     pub const ORDER_COD_ACCEPTED: &str = "order.cash_on_delivery";
+    pub const CODE_POOL_LOW: &str = "code_pool.low";
+    pub const CODES_IMPORTED: &str = "code_pool.imported";
     pub const CHANNEL_ORDER_RECEIVED: &str = "channel_order.received";
     pub const CHANNEL_ORDER_UNMAPPED: &str = "channel_order.unmapped";
     pub const CHANNEL_CONFIGURED: &str = "channel.configured";

@@ -81,6 +81,7 @@ id_type!(RefundId, "ref", "refund");
 id_type!(ApiKeyId, "key", "API key");
 id_type!(ExceptionId, "exc", "exception");
 id_type!(ChannelOrderId, "cho", "channel order");
+id_type!(CodeId, "code", "code");
 
 /// The 32 lowercase hex digits of `v` (ids are formatted on every write; this
 /// avoids the general formatting machinery).

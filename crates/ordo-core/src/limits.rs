@@ -94,6 +94,9 @@ pub mod names {
     pub fn buyer_orders(buyer: &str) -> String {
         format!("buyer-orders:{buyer}")
     }
+    pub fn code_pool(sku: crate::ProductId) -> String {
+        format!("codes:{sku}")
+    }
     pub fn address_orders(fingerprint: u64) -> String {
         format!("address-orders:{fingerprint:016x}")
     }
@@ -107,6 +110,10 @@ pub struct Intake {
     pub buyer: String,
     pub coupons: Vec<String>,
     pub skus: Vec<String>,
+    /// Units per line, in line order (virtual ones need codes when prepaid).
+    pub quantities: Vec<i64>,
+    /// Paid (or cash on delivery) at intake, so virtual lines take their codes at once.
+    pub prepaid: bool,
     pub address: Option<u64>,
 }
 

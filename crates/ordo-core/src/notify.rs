@@ -459,6 +459,8 @@ mod tests {
                 total_minor: 12850,
                 warehouse: None,
                 discount_minor: 0,
+                digital: false,
+                codes: Vec::new(),
             }],
             pricing: Pricing {
                 currency: Currency::CNY,

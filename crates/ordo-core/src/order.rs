@@ -3,6 +3,7 @@
 //! ```text
 //! pending_payment ──capture──▶ paid ──approve──▶ fulfilling ──ship──▶ shipped ──deliver──▶ delivered ──complete──▶ completed
 //!       │  ├─cash on delivery─▶ paid (the carrier collects)
+//!       │  │          paid / on_hold ──codes delivered (all lines virtual)──▶ delivered
 //!       │  └─mismatch─▶ payment_exception ─accept─▶ paid │ ▲hold/approve▼                                 
 //!       │                                          on_hold
 //!       └──── cancel (buyer, seller, platform; timeout only while unpaid) ────▶ cancelled
@@ -98,6 +99,8 @@ pub enum OrderEvent {
     PaymentAccepted,
     /// Cash on delivery: the carrier collects, so the order proceeds unpaid.
     CashOnDeliveryAccepted,
+    /// Every line was virtual and its codes were delivered on payment.
+    CodesDelivered,
     Hold,
     Approve,
     Ship,
@@ -113,6 +116,7 @@ impl OrderEvent {
             OrderEvent::PaymentMismatched,
             OrderEvent::PaymentAccepted,
             OrderEvent::CashOnDeliveryAccepted,
+            OrderEvent::CodesDelivered,
             OrderEvent::Hold,
             OrderEvent::Approve,
             OrderEvent::Ship,
@@ -141,6 +145,7 @@ pub fn transition(from: OrderStatus, event: OrderEvent) -> Result<OrderStatus, T
         (S::PendingPayment, E::Cancel(_)) => S::Cancelled,
         (S::PaymentException, E::PaymentAccepted) => S::Paid,
         (S::PendingPayment, E::CashOnDeliveryAccepted) => S::Paid,
+        (S::Paid | S::OnHold, E::CodesDelivered) => S::Delivered,
         (S::Paid, E::Hold) | (S::Fulfilling, E::Hold) => S::OnHold,
         (S::Paid, E::Approve) | (S::OnHold, E::Approve) => S::Fulfilling,
         (S::Fulfilling, E::Ship) => S::Shipped,
@@ -200,6 +205,23 @@ pub struct OrderLine {
     /// This line's share of the items discount (parts sum to the order's).
     #[serde(default)]
     pub discount_minor: i64,
+    /// Virtual goods: delivered as codes or links from the SKU's pool (G1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digital: bool,
+    /// The codes delivered for this line (ids only; the codes are stored encrypted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<crate::CodeId>,
+}
+
+impl OrderLine {
+    /// Codes this line still waits for.
+    pub fn codes_owed(&self) -> i64 {
+        if self.digital {
+            self.quantity - self.codes.len() as i64
+        } else {
+            0
+        }
+    }
 }
 
 /// The price breakdown stored with the order (A4): total = items + shipping − discount.
@@ -290,9 +312,14 @@ impl Order {
             self.payment_due_at = None;
             self.payment_reminder_at = None;
         }
+        self.touch(now);
+        Ok(to)
+    }
+
+    /// Records a change that is not a transition (e.g. codes delivered to a held order).
+    pub fn touch(&mut self, now: Timestamp) {
         self.updated_at = now;
         self.version += 1;
-        Ok(to)
     }
 }
 
@@ -314,6 +341,8 @@ mod tests {
             (S::PendingPayment, E::Cancel(CancelReason::PaymentTimeout), S::Cancelled),
             (S::PaymentException, E::PaymentAccepted, S::Paid),
             (S::PendingPayment, E::CashOnDeliveryAccepted, S::Paid),
+            (S::Paid, E::CodesDelivered, S::Delivered),
+            (S::OnHold, E::CodesDelivered, S::Delivered),
             (S::PaymentException, E::Cancel(CancelReason::Buyer), S::Cancelled),
             (S::PaymentException, E::Cancel(CancelReason::Seller), S::Cancelled),
             (S::PaymentException, E::Cancel(CancelReason::Platform), S::Cancelled),

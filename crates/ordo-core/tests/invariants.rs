@@ -28,8 +28,8 @@ use ordo_core::money::AMOUNT_MINOR_MAX;
 use ordo_core::order::{Address, Buyer, CancelReason, Order, OrderEvent, OrderStatus, OrderStatus as S, transition};
 use ordo_core::payment::{AmountCheck, Payment, PaymentNotice, PaymentStatus, Refund};
 use ordo_core::{
-    Command, CommandError, Context, Currency, IdSource, OrderId, Outcome, PaymentId, ProductId, ShopId, Timestamp,
-    WarehouseId, WorkingSet,
+    CodeId, Command, CommandError, Context, Currency, IdSource, OrderId, Outcome, PaymentId, ProductId, ShopId,
+    Timestamp, WarehouseId, WorkingSet,
 };
 use proptest::prelude::*;
 
@@ -84,6 +84,12 @@ const SKUS: [Sku; 4] = [
     },
 ];
 const UNKNOWN_SKU: &str = "NO-SUCH-SKU";
+/// Codes in the gift card's pool: few, so sequences run it dry.
+const GIFT_CODES: u128 = 4;
+
+fn gift_codes() -> impl Iterator<Item = CodeId> {
+    (0..GIFT_CODES).map(|i| CodeId(900 + i))
+}
 
 /// SKU code by index; `SKUS.len()` and above name an unknown SKU.
 fn sku_code(i: usize) -> &'static str {
@@ -184,6 +190,7 @@ fn fixture(stock: &[(usize, usize, i64)], review_above_minor: Option<i64>) -> Wo
             },
         );
     }
+    ws.codes.insert(SKUS[3].id, gift_codes().collect());
     ws
 }
 
@@ -600,6 +607,16 @@ impl Harness {
 
     /// Where a paid (or accepted) order ends up after the shop's automatic review.
     fn reviewed(&self, order: &Order) -> OrderStatus {
+        let owed: i64 = order.lines.iter().map(|l| l.codes_owed()).sum();
+        if owed > 0 {
+            let available = self.ws.codes.get(&SKUS[3].id).map_or(0, |pool| pool.len() as i64);
+            if available < owed {
+                return OrderStatus::OnHold;
+            }
+            if order.lines.iter().all(|l| l.digital) {
+                return OrderStatus::Delivered;
+            }
+        }
         match self.review_above_minor {
             Some(limit) if order.pricing.total_minor > limit => OrderStatus::OnHold,
             _ => OrderStatus::Fulfilling,
@@ -944,6 +961,8 @@ impl Harness {
             Step::Ship { .. } => OrderEvent::Ship,
             Step::ConfirmDelivery => OrderEvent::ConfirmDelivery,
             Step::Complete => OrderEvent::Complete,
+            // Not generated: the model has no virtual goods.
+            Step::DeliverCodes => OrderEvent::CodesDelivered,
         };
         let blank = match &step {
             Step::Hold { reason } => reason.trim().is_empty(),
@@ -1314,6 +1333,25 @@ impl Harness {
             );
         }
 
+        // Codes: each is in the pool or on one order line, never both, never twice.
+        let mut codes: Vec<CodeId> = ws.codes.values().flatten().copied().collect();
+        for o in ws.orders.values() {
+            for l in &o.lines {
+                assert!(
+                    l.codes.len() as i64 <= l.quantity,
+                    "a line got more codes than units {at}"
+                );
+                assert!(l.digital || l.codes.is_empty(), "a physical line got codes {at}");
+                codes.extend(&l.codes);
+            }
+        }
+        codes.sort_unstable();
+        assert_eq!(
+            codes,
+            gift_codes().collect::<Vec<_>>(),
+            "codes lost or assigned twice {at}"
+        );
+
         // Money.
         let mut refunded_per_payment: HashMap<PaymentId, i64> = HashMap::new();
         let mut refunded_per_order: HashMap<OrderId, i64> = HashMap::new();
@@ -1387,7 +1425,12 @@ impl Harness {
                 o.status,
                 OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Completed
             );
-            assert_eq!(left_warehouse, o.shipment.is_some(), "shipment of {} {at}", o.id);
+            if o.lines.iter().all(|l| l.digital) {
+                // Codes are delivered without a parcel (unless a person shipped one).
+                assert!(o.shipment.is_none() || left_warehouse, "shipment of {} {at}", o.id);
+            } else {
+                assert_eq!(left_warehouse, o.shipment.is_some(), "shipment of {} {at}", o.id);
+            }
             for l in &o.lines {
                 let physical = sku_by_code(&l.sku).expect("known SKU").kind == ProductKind::Physical;
                 assert_eq!(l.warehouse.is_some(), physical, "{at}");

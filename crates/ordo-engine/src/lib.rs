@@ -8,6 +8,7 @@ pub mod auth;
 mod catalog;
 pub mod channels;
 pub mod clock;
+pub mod codes;
 mod error;
 mod events;
 pub mod gateway;
@@ -52,6 +53,8 @@ pub struct EngineConfig {
     /// batch commits, before any caller is answered. Never set in production.
     pub crash_after_commits: Option<u64>,
     pub rate_limit: RateLimit,
+    /// Seals virtual goods' codes at rest; without it, codes cannot be added.
+    pub codes_key: Option<codes::CodesKey>,
 }
 
 impl EngineConfig {
@@ -64,6 +67,7 @@ impl EngineConfig {
             notify_tolerance_secs: 300,
             crash_after_commits: None,
             rate_limit: RateLimit::default(),
+            codes_key: None,
         }
     }
 }

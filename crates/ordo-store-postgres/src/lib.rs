@@ -9,6 +9,7 @@ mod batch;
 mod catalog;
 mod channels;
 mod codec;
+mod codes;
 mod docs;
 mod error;
 mod events;
@@ -32,8 +33,8 @@ use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{ApiKeyId, ChannelOrderId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
 use ordo_store::{
-    ApiKeyRecord, AttemptOutcome, Committed, Decide, NewNotification, NotificationAttempt, NotificationFilter,
-    NotificationRecord, OrderFilter, StockTotals, Store, StoreError, StoreResult,
+    ApiKeyRecord, AttemptOutcome, Committed, Decide, NewCode, NewNotification, NotificationAttempt, NotificationFilter,
+    NotificationRecord, OrderFilter, SealedCode, StockTotals, Store, StoreError, StoreResult,
 };
 use tokio_postgres::NoTls;
 
@@ -206,6 +207,26 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<RawChannelOrder>> {
         channels::list(&self.client().await?, shop, status, cursor, limit).await
+    }
+
+    async fn add_codes(
+        &self,
+        shop: ShopId,
+        sku: ProductId,
+        codes: &[NewCode],
+        event: NewEvent,
+    ) -> StoreResult<(u64, i64)> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let added = codes::add(&tx, shop, sku, codes).await?;
+        commit_with(tx, event).await?;
+        Ok(added)
+    }
+    async fn codes_of_order(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<SealedCode>> {
+        codes::of_order(&self.client().await?, shop, order).await
+    }
+    async fn codes_available(&self, shop: ShopId, sku: ProductId) -> StoreResult<i64> {
+        codes::available(&self.client().await?, shop, sku).await
     }
 
     async fn create_product(&self, product: &Product, event: NewEvent) -> StoreResult<()> {

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_limits_and_channels.sql"),
     ),
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
+    (5, "code_pools", include_str!("../migrations/0005_code_pools.sql")),
 ];
 
 pub(crate) async fn run(client: &mut Client) -> StoreResult<()> {

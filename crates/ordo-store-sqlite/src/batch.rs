@@ -212,6 +212,10 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
             }
         }
     }
+    let demand = req.code_demand(&ws);
+    if !demand.is_empty() {
+        ws.codes = crate::codes::load_available(conn, &demand)?;
+    }
     Ok(ws)
 }
 
@@ -354,5 +358,7 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
         crate::writes::put_idempotency(conn, r)?;
     }
     crate::channels::upsert_channel_orders(conn, &c.channel_orders)?;
+    let at = c.events.last().map_or(Timestamp(0), |e| e.at);
+    crate::codes::assign(conn, &c.assigned_codes, at)?;
     insert_events(conn, &c.events)
 }

@@ -7,6 +7,7 @@
 mod batch;
 mod channels;
 mod codec;
+mod codes;
 mod notifications;
 mod reads;
 mod writes;
@@ -25,8 +26,8 @@ use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{ApiKeyId, ChannelOrderId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
 use ordo_store::{
-    ApiKeyRecord, AttemptOutcome, Committed, Decide, NewNotification, NotificationAttempt, NotificationFilter,
-    NotificationRecord, OrderFilter, StockTotals, Store, StoreError, StoreResult,
+    ApiKeyRecord, AttemptOutcome, Committed, Decide, NewCode, NewNotification, NotificationAttempt, NotificationFilter,
+    NotificationRecord, OrderFilter, SealedCode, StockTotals, Store, StoreError, StoreResult,
 };
 use rusqlite::Connection;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_payment_reminder.sql")),
     (3, include_str!("../migrations/0003_limits_and_channels.sql")),
     (4, include_str!("../migrations/0004_notifications.sql")),
+    (5, include_str!("../migrations/0005_code_pools.sql")),
 ];
 const READERS: usize = 4;
 
@@ -295,6 +297,23 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<RawChannelOrder>> {
         self.read(move |c| channels::list_channel_orders(c, shop, status, cursor, limit))
             .await
+    }
+
+    async fn add_codes(
+        &self,
+        shop: ShopId,
+        sku: ProductId,
+        codes: &[NewCode],
+        event: NewEvent,
+    ) -> StoreResult<(u64, i64)> {
+        let codes = codes.to_vec();
+        self.write(move |c| codes::add_codes(c, shop, sku, &codes, event)).await
+    }
+    async fn codes_of_order(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<SealedCode>> {
+        self.read(move |c| codes::codes_of_order(c, shop, order)).await
+    }
+    async fn codes_available(&self, shop: ShopId, sku: ProductId) -> StoreResult<i64> {
+        self.read(move |c| codes::codes_available(c, shop, sku)).await
     }
 
     async fn create_product(&self, product: &Product, event: NewEvent) -> StoreResult<()> {

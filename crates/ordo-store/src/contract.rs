@@ -37,12 +37,15 @@ use ordo_core::order::{Address, Buyer, CancelReason, Order, OrderStatus};
 use ordo_core::payment::{PaymentNotice, PaymentStatus};
 use ordo_core::promotion::{Promotion, PromotionKind};
 use ordo_core::{
-    ApiKeyId, CommandError, Context, Currency, IdSource, OrderId, Outcome, ProductId, ShopId, Timestamp, WarehouseId,
+    ApiKeyId, CodeId, CommandError, Context, Currency, IdSource, OrderId, Outcome, ProductId, ShopId, Timestamp,
+    WarehouseId,
 };
 
 mod notifications;
 
-use crate::{ApiKeyRecord, Committed, Decide, Decided, OrderFilter, StockTotals, Store, StoreError, StoreResult};
+use crate::{
+    ApiKeyRecord, Committed, Decide, Decided, NewCode, OrderFilter, StockTotals, Store, StoreError, StoreResult,
+};
 
 type CheckFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Check = fn(Arc<dyn Store>) -> CheckFuture;
@@ -105,6 +108,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     }),
     ("channel_orders_are_kept_and_completed_on_resend", |s| {
         Box::pin(channel_orders_are_kept_and_completed_on_resend(s))
+    }),
+    ("codes_are_assigned_once_under_concurrency", |s| {
+        Box::pin(codes_are_assigned_once_under_concurrency(s))
     }),
     // Notifications (K1), in contract/notifications.rs.
     ("notifications_enqueue_once_per_event_and_channel", |s| {
@@ -1757,4 +1763,76 @@ async fn channel_orders_are_kept_and_completed_on_resend(store: Arc<dyn Store>) 
         ok("channel_secret", store.channel_secret(other.shop, "shopify").await),
         None
     );
+}
+
+/// Concurrent payments draw from one code pool: every code goes to one order,
+/// the orders beyond the pool are held, and the pool counts down to zero.
+async fn codes_are_assigned_once_under_concurrency(store: Arc<dyn Store>) {
+    const POOL: usize = 5;
+    const BUYERS: usize = 12;
+    let w = World::new(&store, cny(), 0).await;
+    let mut ids = w.ids.clone();
+    let mut card = product(&mut ids, w.shop, "CARD");
+    card.kind = ProductKind::Virtual;
+    let created = event(Some(w.shop), card.id, kinds::PRODUCT_CREATED, T0);
+    ok("create_product", store.create_product(&card, created).await);
+    let codes: Vec<NewCode> = (0..POOL)
+        .map(|i| NewCode {
+            id: CodeId(ids.next_id()),
+            fingerprint: format!("fp-{i}"),
+            sealed: format!("sealed-{i}"),
+            created_at: T0,
+        })
+        .collect();
+    let imported = || event(Some(w.shop), card.id, kinds::CODES_IMPORTED, T0);
+    assert_eq!(
+        ok("add_codes", store.add_codes(w.shop, card.id, &codes, imported()).await),
+        (5, 5)
+    );
+    assert_eq!(
+        ok(
+            "add_codes",
+            store.add_codes(w.shop, card.id, &codes[..2], imported()).await
+        ),
+        (0, 5),
+        "a code the pool holds is not added again"
+    );
+
+    let place = || {
+        let mut p = w.place(1);
+        p.lines[0].sku = "CARD".into();
+        p.shipping_address = None;
+        Command::PlaceOrder(Box::new(p))
+    };
+    let done = w.run(T0, (0..BUYERS).map(|_| place()).collect()).await;
+    let orders: Vec<Order> = done.outcomes.iter().map(|o| placed(o, "a card order").0).collect();
+    let payments = orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| w.run(T0.plus_millis(i as i64 + 1), vec![w.notice(o, &format!("tx-card-{i}"))]));
+    join_all(payments.collect()).await;
+
+    let mut assigned = std::collections::HashSet::new();
+    let (mut delivered, mut held) = (0, 0);
+    for o in &orders {
+        let now = ok("get_order", store.get_order(w.shop, o.id).await);
+        let codes = ok("codes_of_order", store.codes_of_order(w.shop, o.id).await);
+        match now.status {
+            OrderStatus::Delivered => {
+                delivered += 1;
+                assert_eq!(codes.len(), 1);
+                assert_eq!(now.lines[0].codes, vec![codes[0].id]);
+                assert!(assigned.insert(codes[0].id), "a code went to two orders");
+            }
+            OrderStatus::OnHold => {
+                held += 1;
+                assert!(codes.is_empty());
+            }
+            other => panic!("a paid card order is delivered or held, not {other:?}"),
+        }
+    }
+    assert_eq!((delivered, held), (POOL, BUYERS - POOL));
+    assert_eq!(ok("codes_available", store.codes_available(w.shop, card.id).await), 0);
+    let other = World::new(&store, cny(), 0).await;
+    assert!(ok("codes_of_order", store.codes_of_order(other.shop, orders[0].id).await).is_empty());
 }

@@ -16,7 +16,9 @@ use ordo_core::inventory::{LedgerEntry, StockLevel};
 use ordo_core::notify::{Channel, DeliveryStatus, Locale};
 use ordo_core::order::{Order, OrderStatus};
 use ordo_core::payment::{Payment, Refund};
-use ordo_core::{ApiKeyId, ChannelOrderId, CommandError, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
+use ordo_core::{
+    ApiKeyId, ChannelOrderId, CodeId, CommandError, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId,
+};
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -181,6 +183,21 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<RawChannelOrder>>;
 
+    // Virtual goods (G1).
+    /// Adds sealed codes to a virtual SKU's pool, skipping any it holds already (same
+    /// fingerprint). Returns how many were added and how many are unassigned after.
+    async fn add_codes(
+        &self,
+        shop: ShopId,
+        sku: ProductId,
+        codes: &[NewCode],
+        event: NewEvent,
+    ) -> StoreResult<(u64, i64)>;
+    /// The codes assigned to an order, sealed.
+    async fn codes_of_order(&self, shop: ShopId, order: OrderId) -> StoreResult<Vec<SealedCode>>;
+    /// Unassigned codes of a virtual SKU.
+    async fn codes_available(&self, shop: ShopId, sku: ProductId) -> StoreResult<i64>;
+
     /// Totals used by invariant checks and tests: (Σ on_hand, Σ reserved, Σ ledger on-hand
     /// deltas, Σ ledger reserved deltas) over one shop.
     async fn stock_totals(&self, shop: ShopId) -> StoreResult<StockTotals>;
@@ -277,6 +294,25 @@ pub struct NotificationFilter {
     pub order: Option<OrderId>,
     pub cursor: Option<i64>,
     pub limit: u32,
+}
+
+/// A code for a virtual SKU's pool, sealed by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCode {
+    pub id: CodeId,
+    /// Keyed hash of the plain code, so the same code is never added twice.
+    pub fingerprint: String,
+    /// The code encrypted (nonce and ciphertext, base64).
+    pub sealed: String,
+    pub created_at: Timestamp,
+}
+
+/// An assigned code as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCode {
+    pub id: CodeId,
+    pub sku: ProductId,
+    pub sealed: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

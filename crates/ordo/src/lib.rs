@@ -42,6 +42,8 @@ pub struct ServerOptions {
     pub batch_max: usize,
     pub writers: usize,
     pub rate_limit: ordo_engine::RateLimit,
+    /// Seals virtual goods' codes at rest (64 hex digits); without it codes cannot be added.
+    pub codes_key: Option<ordo_engine::codes::CodesKey>,
 }
 
 pub struct Running {
@@ -57,6 +59,7 @@ pub async fn start(opts: ServerOptions, clock: Arc<dyn Clock>) -> anyhow_like::R
     config.batch_max = opts.batch_max;
     config.writers = opts.writers;
     config.rate_limit = opts.rate_limit;
+    config.codes_key = opts.codes_key;
     // Fault injection for the crash-safety tests only.
     config.crash_after_commits = std::env::var("ORDO_FAILPOINT_CRASH_AFTER_COMMITS")
         .ok()

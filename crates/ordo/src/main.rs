@@ -48,6 +48,9 @@ enum Cmd {
         /// Seed a demo platform and keep a gentle stream of orders flowing.
         #[arg(long)]
         demo: bool,
+        /// Key that seals virtual goods' codes at rest: 64 hex digits (`--demo` makes one up).
+        #[arg(long, env = "ORDO_CODES_KEY", hide_env_values = true)]
+        codes_key: Option<String>,
         #[command(flatten)]
         notify: NotifyArgs,
     },
@@ -174,8 +177,16 @@ async fn run(cli: Cli) -> Result<()> {
             rate_limit_per_key,
             writers,
             demo,
+            codes_key,
             notify,
         } => {
+            let codes_key = match codes_key {
+                Some(hex) => Some(ordo_engine::codes::CodesKey::from_hex(&hex)?),
+                None if demo => Some(ordo_engine::codes::CodesKey::from_hex(
+                    &ordo_engine::codes::CodesKey::generate_hex(),
+                )?),
+                None => None,
+            };
             let providers = notify.options().providers(demo)?;
             let admin_token = match std::env::var("ORDO_ADMIN_TOKEN") {
                 Ok(t) if !t.is_empty() => t,
@@ -196,6 +207,7 @@ async fn run(cli: Cli) -> Result<()> {
                     per_sec: rate_limit_per_key,
                     burst: rate_limit_per_key.saturating_mul(5) / 2,
                 },
+                codes_key,
             };
             let running = ordo::start(opts, system_clock()).await?;
             println!("ordo listening on http://{}", running.addr);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ordo_core::{OrderId, ShopId};
 use ordo_engine::{Clock, Engine};
 use ordo_notify::{FileProvider, HttpSmsProvider, Notifier, Providers, SmtpProvider};
 
@@ -77,7 +78,20 @@ pub fn spawn(engine: &Engine, clock: Arc<dyn Clock>, providers: Providers) -> to
         sms = configured(&providers.sms),
         "notifications"
     );
-    Notifier::new(engine.store().clone(), clock, providers).spawn(Duration::from_secs(1))
+    Notifier::new(engine.store().clone(), clock, providers)
+        .with_code_source(Arc::new(EngineCodes(engine.clone())))
+        .spawn(Duration::from_secs(1))
+}
+
+/// Opens delivered codes for the buyer's message through the engine (which holds the key).
+struct EngineCodes(Engine);
+
+#[async_trait::async_trait]
+impl ordo_notify::CodeSource for EngineCodes {
+    async fn delivered_codes(&self, shop: ShopId, order: OrderId) -> std::result::Result<Vec<String>, String> {
+        let codes = self.0.delivered_codes(shop, order).await.map_err(|e| e.to_string())?;
+        Ok(codes.into_iter().map(|c| format!("{}: {}", c.sku, c.code)).collect())
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod channels;
+pub mod codes;
 pub mod events;
 mod idem;
 pub mod notifications;
@@ -69,6 +70,9 @@ pub fn routes() -> Router<AppState> {
             post(orders::resolve_payment),
         )
         .route("/api/v1/orders/{id}/payments", get(orders::payments))
+        .route("/api/v1/orders/{id}/codes", get(codes::of_order))
+        .route("/api/v1/orders/{id}/deliver-codes", post(orders::deliver_codes))
+        .route("/api/v1/code-pools/{sku}", post(codes::add).get(codes::pool))
         .route("/api/v1/orders/{id}/refunds", post(orders::refund).get(orders::refunds))
         .route("/api/v1/payments/{gateway}/notify", post(payments::notify))
         .route("/api/v1/channels/{channel}", put(channels::configure))

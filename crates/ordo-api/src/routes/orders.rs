@@ -361,6 +361,13 @@ pub async fn complete(State(s): State<AppState>, Path(id): Path<String>, p: Post
     step(s, id, p, |_| Ok(Step::Complete)).await
 }
 
+/// Delivers the codes a held order's virtual lines wait for, once their pool was refilled.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/deliver-codes", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 422, body = crate::problem::Problem)))]
+pub async fn deliver_codes(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
+    step(s, id, p, |_| Ok(Step::DeliverCodes)).await
+}
+
 #[utoipa::path(post, path = "/api/v1/orders/{id}/payment-exception/resolve", tag = "orders", params(("id" = String, Path)), request_body = ResolvePayment, responses((status = 200, body = OrderView)))]
 pub async fn resolve_payment(State(s): State<AppState>, Path(id): Path<String>, p: Post) -> ApiResult<Response> {
     act(s, id, p, |b| {

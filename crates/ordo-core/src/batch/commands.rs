@@ -111,6 +111,9 @@ pub enum Step {
     },
     ConfirmDelivery,
     Complete,
+    /// Deliver the codes a held order's virtual lines still wait for (after the
+    /// pool was refilled); an order of virtual lines only is then delivered.
+    DeliverCodes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! Each command applies completely or not at all: a failing command leaves the
 //! working set as it found it, so one bad command never fails its batch.
 
+mod codes;
 mod commands;
 mod intake;
 mod orders;
@@ -13,6 +14,7 @@ mod payments;
 mod stock;
 mod working_set;
 
+pub use codes::{LOW_POOL_DEFAULT, pool_counter};
 pub use commands::*;
 pub use working_set::*;
 

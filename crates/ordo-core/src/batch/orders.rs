@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::codes::Delivery;
 use super::{
     By, Context, IdempotencyClaim, IdempotencyRecord, LINE_QUANTITY_MAX, ORDER_LINES_MAX, Outcome, PlaceOrder, Step,
     WorkingSet,
@@ -139,6 +140,8 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
             total_minor: total.amount_minor,
             warehouse: None,
             discount_minor: terms.map_or(0, |t| t.lines[i].1),
+            digital: p.kind == ProductKind::Virtual,
+            codes: Vec::new(),
         });
     }
     match &c.shipping_address {
@@ -634,6 +637,28 @@ pub(super) fn step(
         Step::Complete => {
             order.apply(OrderEvent::Complete, now)?;
             emit_order(ws, &order, kinds::ORDER_COMPLETED, json!({}), &by.actor, now);
+        }
+        Step::DeliverCodes => {
+            if !matches!(order.status, OrderStatus::Paid | OrderStatus::OnHold) {
+                return Err(crate::order::TransitionError {
+                    from: order.status,
+                    event: OrderEvent::CodesDelivered,
+                }
+                .into());
+            }
+            match super::codes::deliver(ws, &mut order, &by.actor, now) {
+                Delivery::Short { sku, needed, available } => {
+                    return Err(CommandError::CodePoolShort { sku, needed, available });
+                }
+                Delivery::NothingOwed => return Err(CommandError::NoCodesOwed),
+                Delivery::Delivered if order.lines.iter().all(|l| l.digital) => {
+                    order.apply(OrderEvent::CodesDelivered, now)?;
+                    order.hold_reason = None;
+                    emit_order(ws, &order, kinds::ORDER_DELIVERED, json!({}), &by.actor, now);
+                }
+                // Physical lines remain: a held order still waits for a person's approval.
+                Delivery::Delivered => order.touch(now),
+            }
         }
     }
     store_order(ws, order.clone());

@@ -1,5 +1,6 @@
 use serde_json::json;
 
+use super::codes::Delivery;
 use super::orders::{cancel, remember, scoped, store_order};
 use super::{By, Context, NoticeRecord, Outcome, PaymentResult, RefundRequest, WorkingSet};
 use crate::auth::Actor;
@@ -101,7 +102,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
                     &actor,
                     now,
                 );
-                auto_review(ws, &mut order, &actor, now)?;
+                after_payment(ws, &mut order, &actor, now)?;
                 PaymentResult::Captured
             } else {
                 order.apply(OrderEvent::PaymentMismatched, now)?;
@@ -250,9 +251,44 @@ pub(super) fn accept_cash_on_delivery(
         actor,
         now,
     );
-    auto_review(ws, &mut order, actor, now)?;
+    after_payment(ws, &mut order, actor, now)?;
     store_order(ws, order);
     Ok(())
+}
+
+/// What follows payment: virtual lines take their codes (an order of virtual
+/// lines only is then delivered, a short pool holds it for a person); what is
+/// left to ship goes to review.
+pub(super) fn after_payment(
+    ws: &mut WorkingSet,
+    order: &mut Order,
+    actor: &Actor,
+    now: crate::Timestamp,
+) -> Result<(), CommandError> {
+    match super::codes::deliver(ws, order, actor, now) {
+        Delivery::Short { sku, needed, available } => {
+            order.apply(OrderEvent::Hold, now)?;
+            let reason = format!("code pool of SKU {sku} has {available} code(s), {needed} needed");
+            order.hold_reason = Some(reason.clone());
+            let payload = json!({ "reasons": [reason], "code": "code-pool-short", "auto": true });
+            emit(ws, order, order.id, kinds::ORDER_HELD, payload, actor, now);
+            Ok(())
+        }
+        Delivery::Delivered if order.lines.iter().all(|l| l.digital) => {
+            order.apply(OrderEvent::CodesDelivered, now)?;
+            emit(
+                ws,
+                order,
+                order.id,
+                kinds::ORDER_DELIVERED,
+                json!({ "auto": true }),
+                actor,
+                now,
+            );
+            Ok(())
+        }
+        Delivery::Delivered | Delivery::NothingOwed => auto_review(ws, order, actor, now),
+    }
 }
 
 /// A paid order goes straight to fulfilment unless the shop's review holds it.
@@ -315,7 +351,7 @@ pub(super) fn resolve_exception(
             &by.actor,
             now,
         );
-        auto_review(ws, &mut order, &by.actor, now)?;
+        after_payment(ws, &mut order, &by.actor, now)?;
     } else {
         cancel(
             ws,

@@ -1,15 +1,15 @@
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Product, ShopSettings, Warehouse};
-use crate::channel::RawChannelOrder;
+use crate::channel::{ChannelPayment, RawChannelOrder};
 use crate::event::NewEvent;
 use crate::inventory::{LedgerEntry, StockKey, StockLevel};
 use crate::limits::{Counter, CounterKey, Intake};
 use crate::order::Order;
 use crate::payment::{Payment, Refund};
-use crate::{OrderId, PaymentId, ShopId, Timestamp};
+use crate::{CodeId, OrderId, PaymentId, ProductId, ShopId, Timestamp};
 
 use super::{Command, IdempotencyClaim, PlaceOrder, Step};
 
@@ -60,6 +60,8 @@ pub struct LoadRequest {
     pub intakes: Vec<Intake>,
     /// Orders that may be cancelled, whose counters must be loaded to give back.
     pub releasing: BTreeSet<OrderId>,
+    /// Orders that may be paid (or have codes delivered), whose virtual lines need codes.
+    pub paying: BTreeSet<OrderId>,
 }
 
 impl LoadRequest {
@@ -78,6 +80,17 @@ impl LoadRequest {
                 });
             }
         }
+        for &sku in self.code_demand(ws).keys() {
+            let shop = ws.products.values().find(|p| p.id == sku).map(|p| p.shop).or_else(|| {
+                ws.orders
+                    .values()
+                    .find(|o| o.lines.iter().any(|l| l.sku_id == sku))
+                    .map(|o| o.shop)
+            });
+            if let Some(shop) = shop {
+                keys.insert(super::pool_counter(shop, sku));
+            }
+        }
         for order in self.releasing.iter().filter_map(|id| ws.orders.get(id)) {
             keys.extend(order.counted.iter().map(|c| CounterKey {
                 shop: order.shop,
@@ -85,6 +98,28 @@ impl LoadRequest {
             }));
         }
         keys
+    }
+
+    /// Codes the batch may assign, per virtual SKU: what the orders it may pay are
+    /// owed. The store loads (and locks) up to that many of each pool's codes after
+    /// the pool counters, so one batch at a time draws from a pool.
+    pub fn code_demand(&self, ws: &WorkingSet) -> BTreeMap<ProductId, i64> {
+        let mut demand: BTreeMap<ProductId, i64> = BTreeMap::new();
+        for order in self.paying.iter().filter_map(|id| ws.orders.get(id)) {
+            for line in order.lines.iter().filter(|l| l.codes_owed() > 0) {
+                *demand.entry(line.sku_id).or_default() += line.codes_owed();
+            }
+        }
+        for intake in self.intakes.iter().filter(|i| i.prepaid) {
+            for (sku, quantity) in intake.skus.iter().zip(&intake.quantities) {
+                if let Some(p) = ws.products.get(&(intake.shop, sku.clone()))
+                    && p.kind == crate::catalog::ProductKind::Virtual
+                {
+                    *demand.entry(p.id).or_default() += quantity;
+                }
+            }
+        }
+        demand
     }
 
     pub fn for_batch<'a>(commands: impl IntoIterator<Item = &'a Command>) -> Self {
@@ -106,6 +141,12 @@ impl LoadRequest {
             buyer: c.buyer.id.clone(),
             coupons: c.coupon_codes.clone(),
             skus: c.lines.iter().map(|l| l.sku.clone()).collect(),
+            quantities: c.lines.iter().map(|l| l.quantity).collect(),
+            prepaid: c
+                .channel_terms
+                .as_ref()
+                .is_some_and(|t| t.payment != ChannelPayment::Pending)
+                || c.payment_method.as_deref() == Some(crate::channel::CASH_ON_DELIVERY),
             address: c.shipping_address.as_ref().map(crate::limits::address_fingerprint),
         });
         &c.idempotency
@@ -126,6 +167,7 @@ impl LoadRequest {
             Command::PaymentNotice(n) => {
                 self.shops.insert(n.shop);
                 self.orders.insert(n.order);
+                self.paying.insert(n.order);
                 self.notices
                     .insert((n.shop, n.gateway.clone(), n.transaction_id.clone()));
                 &None
@@ -145,7 +187,18 @@ impl LoadRequest {
                 self.releasing.insert(*order);
                 &None
             }
-            Command::ResolvePaymentException { by, order, .. } | Command::Transition { by, order, .. } => {
+            Command::ResolvePaymentException { by, order, .. }
+            | Command::Transition {
+                by,
+                order,
+                step: Step::DeliverCodes,
+            } => {
+                self.shops.insert(by.shop);
+                self.orders.insert(*order);
+                self.paying.insert(*order);
+                &None
+            }
+            Command::Transition { by, order, .. } => {
                 self.shops.insert(by.shop);
                 self.orders.insert(*order);
                 &None
@@ -189,6 +242,8 @@ pub struct WorkingSet {
     /// Limit counters; one the store did not find is absent (counts as zero).
     pub counters: HashMap<CounterKey, Counter>,
     pub channel_orders: HashMap<ExternalRef, RawChannelOrder>,
+    /// Unassigned codes of virtual SKUs, loaded and locked, oldest first.
+    pub codes: HashMap<ProductId, VecDeque<CodeId>>,
     pending: Pending,
 }
 
@@ -199,6 +254,7 @@ struct Pending {
     dirty_stock: BTreeSet<StockKey>,
     dirty_counters: BTreeSet<CounterKey>,
     channel_orders: Vec<RawChannelOrder>,
+    assigned_codes: Vec<(CodeId, OrderId)>,
     new_payments: BTreeSet<PaymentId>,
     dirty_payments: BTreeSet<(OrderId, PaymentId)>,
     ledger: Vec<LedgerEntry>,
@@ -225,6 +281,7 @@ impl Pending {
             idempotency: self.idempotency,
             events: self.events,
             channel_orders: self.channel_orders,
+            assigned_codes: self.assigned_codes,
             ..Changes::default()
         };
         for id in &self.dirty_orders {
@@ -264,6 +321,8 @@ pub struct Changes {
     pub counters: Vec<(CounterKey, Counter)>,
     /// Raw channel orders received or changed (insert or update).
     pub channel_orders: Vec<RawChannelOrder>,
+    /// Codes assigned to orders.
+    pub assigned_codes: Vec<(CodeId, OrderId)>,
     pub ledger: Vec<LedgerEntry>,
     pub new_payments: Vec<Payment>,
     pub updated_payments: Vec<Payment>,
@@ -283,6 +342,7 @@ impl Changes {
             && self.idempotency.is_empty()
             && self.counters.is_empty()
             && self.channel_orders.is_empty()
+            && self.assigned_codes.is_empty()
     }
 }
 
@@ -330,6 +390,9 @@ impl WorkingSet {
     pub(crate) fn counter_mut(&mut self, key: CounterKey) -> &mut Counter {
         self.pending.dirty_counters.insert(key.clone());
         self.counters.entry(key).or_default()
+    }
+    pub(crate) fn record_assignment(&mut self, code: CodeId, order: OrderId) {
+        self.pending.assigned_codes.push((code, order));
     }
     /// Records a raw channel order's final state for this batch.
     pub(crate) fn put_channel_order(&mut self, raw: RawChannelOrder) {

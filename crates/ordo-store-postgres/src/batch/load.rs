@@ -67,6 +67,12 @@ pub(super) async fn load(tx: &Transaction<'_>, req: &LoadRequest) -> StoreResult
     // (g) Limit counters, locked; they depend on the settings and orders above.
     let counters = req.counters(&ws);
     ws.counters = lock_counters(tx, &counters).await?;
+
+    // (h) Codes the batch may assign, after their pools' counters.
+    let demand = req.code_demand(&ws);
+    if !demand.is_empty() {
+        ws.codes = crate::codes::lock_available(tx, &demand).await?;
+    }
     Ok(Loaded { ws, existing_stock })
 }
 

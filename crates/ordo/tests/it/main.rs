@@ -3,6 +3,7 @@
 
 mod api;
 mod channels;
+mod codes;
 mod notifications;
 mod payments;
 mod process;

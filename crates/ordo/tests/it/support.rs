@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 pub const ADMIN: &str = "test-admin-token";
 pub const GATEWAY_SECRET: &str = "test-gateway-secret-0123456789";
+pub const CODES_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -63,6 +64,7 @@ pub async fn spawn_app_limited(rate_limit: ordo_engine::RateLimit) -> TestApp {
         batch_max: 1024,
         writers: 1,
         rate_limit,
+        codes_key: Some(ordo_engine::codes::CodesKey::from_hex(CODES_KEY).unwrap()),
     };
     let running = ordo::start(opts, clock.clone()).await.expect("server starts");
     TestApp {

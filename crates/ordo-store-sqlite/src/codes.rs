@@ -1,0 +1,121 @@
+//! Code pools of virtual SKUs (G1): sealed codes, their pool counter, and the
+//! codes a batch may assign.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use ordo_core::batch::pool_counter;
+use ordo_core::event::NewEvent;
+use ordo_core::{CodeId, OrderId, ProductId, ShopId, Timestamp};
+use ordo_store::{NewCode, SealedCode, StoreError};
+use rusqlite::{Connection, params};
+
+use crate::codec::{err, parse};
+use crate::writes::with_event;
+
+type R<T> = Result<T, StoreError>;
+
+pub fn add_codes(
+    conn: &mut Connection,
+    shop: ShopId,
+    sku: ProductId,
+    codes: &[NewCode],
+    event: NewEvent,
+) -> R<(u64, i64)> {
+    let mut added = 0u64;
+    let mut available = 0i64;
+    with_event(conn, event, |tx| {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO codes (id, shop, sku, fingerprint, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (shop, sku, fingerprint) DO NOTHING",
+            )
+            .map_err(err)?;
+        for c in codes {
+            added += insert
+                .execute(params![
+                    c.id.to_string(),
+                    shop.to_string(),
+                    sku.to_string(),
+                    c.fingerprint,
+                    c.sealed,
+                    c.created_at.0
+                ])
+                .map_err(err)? as u64;
+        }
+        let key = pool_counter(shop, sku);
+        available = tx
+            .query_row(
+                "INSERT INTO counters (shop, name, value, window_start) VALUES (?1, ?2, ?3, 0) \
+                 ON CONFLICT (shop, name) DO UPDATE SET value = value + excluded.value RETURNING value",
+                params![key.shop.to_string(), key.name, added as i64],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        Ok(())
+    })?;
+    Ok((added, available))
+}
+
+pub fn codes_of_order(conn: &Connection, shop: ShopId, order: OrderId) -> R<Vec<SealedCode>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, sku, sealed FROM codes WHERE order_id = ?1 AND shop = ?2 ORDER BY id")
+        .map_err(err)?;
+    let rows = stmt
+        .query_map(params![order.to_string(), shop.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })
+        .map_err(err)?;
+    rows.map(|row| {
+        let (id, sku, sealed) = row.map_err(err)?;
+        Ok(SealedCode {
+            id: parse(&id)?,
+            sku: parse(&sku)?,
+            sealed,
+        })
+    })
+    .collect()
+}
+
+pub fn codes_available(conn: &Connection, shop: ShopId, sku: ProductId) -> R<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM codes WHERE sku = ?1 AND shop = ?2 AND order_id IS NULL")
+        .map_err(err)?
+        .query_row(params![sku.to_string(), shop.to_string()], |r| r.get(0))
+        .map_err(err)
+}
+
+/// Up to `demand` unassigned codes per SKU, oldest first (the writer thread is the
+/// only one assigning, so no lock is needed beyond the transaction).
+pub fn load_available(conn: &Connection, demand: &BTreeMap<ProductId, i64>) -> R<HashMap<ProductId, VecDeque<CodeId>>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM codes WHERE sku = ?1 AND order_id IS NULL ORDER BY id LIMIT ?2")
+        .map_err(err)?;
+    let mut pools = HashMap::new();
+    for (sku, n) in demand {
+        let ids = stmt
+            .query_map(params![sku.to_string(), n], |r| r.get::<_, String>(0))
+            .map_err(err)?
+            .map(|id| parse(&id.map_err(err)?))
+            .collect::<R<VecDeque<CodeId>>>()?;
+        pools.insert(*sku, ids);
+    }
+    Ok(pools)
+}
+
+pub fn assign(conn: &Connection, assigned: &[(CodeId, OrderId)], at: Timestamp) -> R<()> {
+    if assigned.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached("UPDATE codes SET order_id = ?2, assigned_at = ?3 WHERE id = ?1 AND order_id IS NULL")
+        .map_err(err)?;
+    for (code, order) in assigned {
+        if stmt
+            .execute(params![code.to_string(), order.to_string(), at.0])
+            .map_err(err)?
+            != 1
+        {
+            return Err(StoreError::Backend(format!("code {code} was assigned already")));
+        }
+    }
+    Ok(())
+}
