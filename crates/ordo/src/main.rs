@@ -119,6 +119,23 @@ enum ImportCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Add codes (or links) to a virtual SKU's pool from a file, one per line; codes
+    /// the pool holds already are skipped.
+    Codes {
+        /// The file: one code per line (blank lines are ignored).
+        file: std::path::PathBuf,
+        /// The shop (`shop_…`).
+        #[arg(long)]
+        shop: String,
+        /// The virtual SKU whose pool takes the codes.
+        #[arg(long)]
+        sku: String,
+        #[arg(long, env = "ORDO_DATABASE_URL", default_value = "sqlite://ordo.db")]
+        database: String,
+        /// The key codes are sealed with; must be the server's (64 hex digits).
+        #[arg(long, env = "ORDO_CODES_KEY", hide_env_values = true)]
+        codes_key: String,
+    },
 }
 
 /// Draws `[#####-----]  512/1024 orders` on stderr.
@@ -226,6 +243,41 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => ordo::bench::run(args).await,
+        Cmd::Import(ImportCmd::Codes {
+            file,
+            shop,
+            sku,
+            database,
+            codes_key,
+        }) => {
+            let shop: ordo_core::ShopId = shop.parse().map_err(|e| format!("--shop: {e}"))?;
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let codes: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            let store = open_store(&database, Durability::Full).await?;
+            let mut config = ordo_engine::EngineConfig::new(&ordo_engine::auth::new_secret());
+            config.codes_key = Some(ordo_engine::codes::CodesKey::from_hex(&codes_key)?);
+            let engine = ordo_engine::Engine::start(store, system_clock(), config);
+            let admin = ordo_core::auth::Principal::PlatformAdmin;
+            let (mut added, mut duplicates, mut available) = (0, 0, 0);
+            let chunks = codes.chunks(ordo_engine::codes::CODES_PER_REQUEST_MAX);
+            let total = codes.len();
+            for (i, chunk) in chunks.enumerate() {
+                let done = engine.add_codes(&admin, Some(shop), &sku, chunk.to_vec()).await?;
+                (added, duplicates, available) = (added + done.added, duplicates + done.duplicates, done.available);
+                progress_bar(
+                    (i * ordo_engine::codes::CODES_PER_REQUEST_MAX + chunk.len()).min(total),
+                    total,
+                );
+            }
+            eprintln!();
+            println!("{total} codes: {added} added, {duplicates} already in the pool; {available} available");
+            Ok(())
+        }
         Cmd::Import(ImportCmd::Orders {
             file,
             shop,

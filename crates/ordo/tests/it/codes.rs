@@ -206,3 +206,61 @@ async fn codes_are_for_virtual_skus_and_for_roles_that_serve_the_buyer() {
         .await;
     assert_eq!(r.json()[0]["code"], "ONLY-ONE");
 }
+
+#[tokio::test]
+async fn the_cli_adds_codes_the_server_can_deliver() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let file = app.dir.join("codes.txt");
+    std::fs::write(
+        &file,
+        "LINK-https://dl.example.com/a1\n\nLINK-https://dl.example.com/a2\n",
+    )
+    .unwrap();
+    let run = |key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ordo"))
+            .args(["import", "codes"])
+            .arg(&file)
+            .args(["--shop", &shop.id, "--sku", "V"])
+            .args(["--database", &format!("sqlite://{}", app.dir.join("ordo.db").display())])
+            .env("ORDO_CODES_KEY", key)
+            .env_remove("ORDO_DATABASE_URL")
+            .output()
+            .expect("ordo runs")
+    };
+    let out = run(crate::support::CODES_KEY);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("2 codes: 2 added, 0 already in the pool; 2 available"),
+        "{stdout}"
+    );
+    let out = run(crate::support::CODES_KEY);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 added, 2 already"));
+    let out = run("not-a-key");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
+
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "V", "quantity": 2 }]))
+        .await
+        .json();
+    app.pay(&shop, &order).await;
+    let id = order["id"].as_str().unwrap();
+    assert_eq!(get_order(&app, &shop, id).await["status"], "delivered");
+    let codes = app
+        .call(Method::GET, &format!("/api/v1/orders/{id}/codes"), &shop.owner, None)
+        .await
+        .json();
+    let mut got: Vec<&str> = codes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        ["LINK-https://dl.example.com/a1", "LINK-https://dl.example.com/a2"]
+    );
+}
