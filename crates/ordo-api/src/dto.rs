@@ -258,6 +258,9 @@ pub struct CreateProduct {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Pre-sale (预售): RFC 3339 date the SKU ships from; it never shares a parcel with goods in stock.
+    #[serde(default)]
+    pub presale_ships_at: Option<String>,
 }
 
 fn yes() -> bool {
@@ -271,6 +274,10 @@ pub struct PatchProduct {
     pub price_minor: Option<i64>,
     pub weight_g: Option<i64>,
     pub on_sale: Option<bool>,
+    /// RFC 3339 pre-sale ship date; `null` ends the pre-sale.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub presale_ships_at: Option<Option<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -285,6 +292,7 @@ pub struct ProductView {
     pub on_sale: bool,
     #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub presale_ships_at: Option<String>,
     pub created_at: String,
 }
 
@@ -300,6 +308,7 @@ impl From<&Product> for ProductView {
             weight_g: p.weight_g,
             on_sale: p.on_sale,
             attributes: p.attributes.clone(),
+            presale_ships_at: p.presale_ships_at.map(time),
             created_at: time(p.created_at),
         }
     }
@@ -484,6 +493,8 @@ pub struct OrderLineView {
     pub digital: bool,
     /// Codes delivered for this line so far.
     pub codes_delivered: usize,
+    /// Pre-sale: the line ships from this date.
+    pub ships_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -516,6 +527,26 @@ pub struct ShipmentView {
     pub shipped_at: String,
 }
 
+impl From<&ordo_core::order::Shipment> for ShipmentView {
+    fn from(s: &ordo_core::order::Shipment) -> Self {
+        ShipmentView {
+            carrier: s.carrier.clone(),
+            tracking_number: s.tracking_number.clone(),
+            shipped_at: time(s.shipped_at),
+        }
+    }
+}
+
+/// One parcel of an order that ships in several (pre-sale apart from goods in stock).
+#[derive(Serialize, ToSchema)]
+pub struct ParcelView {
+    /// Indexes into `lines`.
+    pub lines: Vec<u32>,
+    /// Pre-sale: not before this.
+    pub ships_at: Option<String>,
+    pub shipment: Option<ShipmentView>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
@@ -533,6 +564,8 @@ pub struct OrderView {
     pub note: Option<String>,
     pub payment_method: Option<String>,
     pub shipment: Option<ShipmentView>,
+    /// Set when the order ships in several parcels; ship each with `parcel` = its index.
+    pub parcels: Vec<ParcelView>,
     pub paid_minor: i64,
     pub refunded_minor: i64,
     pub payment_due_at: Option<String>,
@@ -595,6 +628,7 @@ impl OrderView {
                     warehouse_id: l.warehouse.map(|w| w.to_string()),
                     digital: l.digital,
                     codes_delivered: l.codes.len(),
+                    ships_at: l.ships_at.map(time),
                 })
                 .collect(),
             pricing: PricingView {
@@ -617,11 +651,16 @@ impl OrderView {
             },
             note: o.note.clone(),
             payment_method: o.payment_method.clone(),
-            shipment: o.shipment.as_ref().map(|s| ShipmentView {
-                carrier: s.carrier.clone(),
-                tracking_number: s.tracking_number.clone(),
-                shipped_at: time(s.shipped_at),
-            }),
+            shipment: o.shipment.as_ref().map(ShipmentView::from),
+            parcels: o
+                .parcels
+                .iter()
+                .map(|p| ParcelView {
+                    lines: p.lines.clone(),
+                    ships_at: p.ships_at.map(time),
+                    shipment: p.shipment.as_ref().map(ShipmentView::from),
+                })
+                .collect(),
             paid_minor: o.paid_minor,
             refunded_minor: o.refunded_minor,
             payment_due_at: o.payment_due_at.map(time),
@@ -757,6 +796,10 @@ pub struct HoldOrder {
 pub struct ShipOrder {
     pub carrier: String,
     pub tracking_number: String,
+    /// For an order that ships in several parcels (pre-sale and in stock): which one,
+    /// by its index in `parcels`.
+    #[serde(default)]
+    pub parcel: Option<usize>,
 }
 
 #[derive(Deserialize, ToSchema)]

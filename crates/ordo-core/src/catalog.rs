@@ -146,6 +146,10 @@ pub struct Product {
     pub on_sale: bool,
     #[serde(default)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Pre-sale (预售): the SKU ships from this date, so it never shares a parcel
+    /// with goods in stock (A3, A6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presale_ships_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
 
@@ -306,6 +310,7 @@ mod tests {
             payment_method: None,
             promotions: vec![],
             shipment: None,
+            parcels: Vec::new(),
             paid_minor: total,
             refunded_minor: 0,
             payment_due_at: None,

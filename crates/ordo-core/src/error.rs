@@ -64,6 +64,12 @@ pub enum CommandError {
     CodePoolShort { sku: String, needed: i64, available: i64 },
     #[error("the order's virtual lines have all their codes")]
     NoCodesOwed,
+    #[error("the order ships in {parcels} parcels; say which one")]
+    ParcelRequired { parcels: usize },
+    #[error("the order has no such parcel waiting to ship")]
+    NoSuchParcel,
+    #[error("the parcel holds pre-sale goods that ship from {} (Unix ms)", ships_at.0)]
+    PresaleNotReady { ships_at: crate::Timestamp },
     #[error("coupon `{code}` has been used up")]
     CouponUsedUp { code: String },
     #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
@@ -100,6 +106,9 @@ impl CommandError {
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
             CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::ParcelRequired { .. } => "parcel-required",
+            CommandError::NoSuchParcel => "no-such-parcel",
+            CommandError::PresaleNotReady { .. } => "presale-not-ready",
             CommandError::CodePoolShort { .. } => "code-pool-short",
             CommandError::NoCodesOwed => "no-codes-owed",
             CommandError::ChannelTotalsMismatch { .. } => "channel-totals-mismatch",

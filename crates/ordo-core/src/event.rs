@@ -47,6 +47,8 @@ pub mod kinds {
     pub const ORDER_HELD: &str = "order.held";
     pub const ORDER_APPROVED: &str = "order.approved";
     pub const ORDER_SHIPPED: &str = "order.shipped";
+    /// One parcel of an order that ships in several; `order.shipped` follows the last.
+    pub const ORDER_PARCEL_SHIPPED: &str = "order.parcel_shipped";
     pub const ORDER_DELIVERED: &str = "order.delivered";
     pub const ORDER_COMPLETED: &str = "order.completed";
     pub const ORDER_CANCELLED: &str = "order.cancelled";

@@ -461,6 +461,7 @@ mod tests {
                 discount_minor: 0,
                 digital: false,
                 codes: Vec::new(),
+                ships_at: None,
             }],
             pricing: Pricing {
                 currency: Currency::CNY,
@@ -478,6 +479,7 @@ mod tests {
                 tracking_number: "SF123".into(),
                 shipped_at: Timestamp(0),
             }),
+            parcels: Vec::new(),
             paid_minor: 12850,
             refunded_minor: 0,
             payment_due_at: None,

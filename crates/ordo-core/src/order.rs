@@ -211,6 +211,18 @@ pub struct OrderLine {
     /// The codes delivered for this line (ids only; the codes are stored encrypted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<crate::CodeId>,
+    /// Pre-sale: the line ships from this date, in a parcel of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ships_at: Option<Timestamp>,
+}
+
+impl Order {
+    /// Whether the line at `index` left the warehouse in a parcel of its own.
+    pub fn line_shipped(&self, index: usize) -> bool {
+        self.parcels
+            .iter()
+            .any(|p| p.shipment.is_some() && p.lines.contains(&(index as u32)))
+    }
 }
 
 impl OrderLine {
@@ -240,6 +252,19 @@ pub struct Pricing {
 
 fn is_zero(v: &i64) -> bool {
     *v == 0
+}
+
+/// One parcel of an order whose lines cannot travel together: goods in stock ship
+/// at once, each pre-sale date in a parcel of its own (A3, A6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parcel {
+    /// Indexes into the order's lines.
+    pub lines: Vec<u32>,
+    /// Not before this (pre-sale); `None` for goods in stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ships_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<Shipment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,8 +301,12 @@ pub struct Order {
     /// Every promotion that priced this order, with what it took off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promotions: Vec<crate::promotion::AppliedPromotion>,
+    /// The whole order's shipment, once everything left the warehouse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment: Option<Shipment>,
+    /// Set when the order ships in several parcels; empty = one parcel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parcels: Vec<Parcel>,
     /// Money captured for this order and refunded from it, in `pricing.currency`
     /// unless a mismatched payment brought another currency (then see payments).
     pub paid_minor: i64,

@@ -167,6 +167,7 @@ fn fixture(stock: &[(usize, usize, i64)], review_above_minor: Option<i64>) -> Wo
                 weight_g: 250,
                 on_sale: true,
                 attributes: Default::default(),
+                presale_ships_at: None,
                 created_at: START,
             },
         );
@@ -734,6 +735,7 @@ impl Harness {
                     Step::Ship {
                         carrier: carrier.into(),
                         tracking_number: "SF1234567890".into(),
+                        parcel: None,
                     },
                 )
             }
@@ -969,6 +971,7 @@ impl Harness {
             Step::Ship {
                 carrier,
                 tracking_number,
+                ..
             } => carrier.trim().is_empty() || tracking_number.trim().is_empty(),
             _ => false,
         };

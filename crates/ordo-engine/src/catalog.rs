@@ -22,6 +22,8 @@ pub struct NewProduct {
     pub weight_g: i64,
     pub on_sale: bool,
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Pre-sale: ships from this date.
+    pub presale_ships_at: Option<ordo_core::Timestamp>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -30,6 +32,8 @@ pub struct ProductPatch {
     pub price_minor: Option<i64>,
     pub weight_g: Option<i64>,
     pub on_sale: Option<bool>,
+    /// `Some(None)` ends the pre-sale: the SKU is in stock.
+    pub presale_ships_at: Option<Option<ordo_core::Timestamp>>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +106,7 @@ impl Engine {
             weight_g: p.weight_g,
             on_sale: p.on_sale,
             attributes: p.attributes,
+            presale_ships_at: p.presale_ships_at,
             created_at: self.now(),
         };
         let event = audit_event(
@@ -136,6 +141,7 @@ impl Engine {
         p.price_minor = patch.price_minor.unwrap_or(p.price_minor);
         p.weight_g = patch.weight_g.unwrap_or(p.weight_g);
         p.on_sale = patch.on_sale.unwrap_or(p.on_sale);
+        p.presale_ships_at = patch.presale_ships_at.unwrap_or(p.presale_ships_at);
         check_price(p.price_minor, p.weight_g)?;
         let event = audit_event(
             who,

@@ -86,6 +86,7 @@ impl World {
             weight_g: 0,
             on_sale: true,
             attributes: Default::default(),
+            presale_ships_at: None,
         };
         self.engine
             .create_product(&admin, Some(shop.id), product)

@@ -386,6 +386,7 @@ fn product(ids: &mut Ids, shop: ShopId, sku: &str) -> Product {
         weight_g: 200,
         on_sale: true,
         attributes: Default::default(),
+        presale_ships_at: None,
         created_at: T0,
     };
     // Values built through `From` so this crate needs no JSON dependency of its own.

@@ -183,6 +183,7 @@ async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> 
             weight_g: 300,
             on_sale: true,
             attributes: Default::default(),
+            presale_ships_at: None,
         };
         engine.create_product(&admin, Some(shop.id), p).await?;
         engine

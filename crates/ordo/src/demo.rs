@@ -100,6 +100,7 @@ pub async fn seed(engine: &Engine) -> Result<Seeded> {
                 weight_g: 200 + 50 * i as i64,
                 on_sale: true,
                 attributes: Default::default(),
+                presale_ships_at: None,
             };
             engine.create_product(&admin, Some(shop.id), product).await?;
             if kind == ProductKind::Physical {
@@ -231,6 +232,7 @@ pub fn spawn_traffic(engine: Engine, seeded: Seeded) {
                     let step = Step::Ship {
                         carrier: "SF".into(),
                         tracking_number: format!("SF{}", rng.next(1_000_000_000)),
+                        parcel: None,
                     };
                     if engine.order_step(&admin, Some(shop_id), id, step).await.is_ok() && rng.next(2) == 0 {
                         let _ = engine

@@ -22,6 +22,10 @@ pub struct ListParams {
     pub limit: Option<u32>,
 }
 
+fn presale_date(v: &str) -> ApiResult<ordo_core::Timestamp> {
+    crate::dto::parse_time(v).ok_or_else(|| unprocessable("invalid-time", "presale_ships_at must be RFC 3339"))
+}
+
 fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
 }
@@ -39,6 +43,7 @@ pub async fn create_product(State(s): State<AppState>, p: Post) -> ApiResult<Res
     let req: CreateProduct = json_body(&body)?;
     let kind = product_kind(req.kind.as_deref())
         .ok_or_else(|| unprocessable("invalid-kind", "kind must be physical or virtual"))?;
+    let presale_ships_at = req.presale_ships_at.as_deref().map(presale_date).transpose()?;
     let p = s
         .engine
         .create_product(
@@ -52,6 +57,7 @@ pub async fn create_product(State(s): State<AppState>, p: Post) -> ApiResult<Res
                 weight_g: req.weight_g,
                 on_sale: req.on_sale,
                 attributes: req.attributes,
+                presale_ships_at,
             },
         )
         .await?;
@@ -102,6 +108,10 @@ pub async fn patch_product(State(s): State<AppState>, Path(id): Path<String>, p:
         price_minor: req.price_minor,
         weight_g: req.weight_g,
         on_sale: req.on_sale,
+        presale_ships_at: req
+            .presale_ships_at
+            .map(|d| d.as_deref().map(presale_date).transpose())
+            .transpose()?,
     };
     Ok(Json(ProductView::from(
         &s.engine.update_product(&c.who, c.shop, id, patch).await?,

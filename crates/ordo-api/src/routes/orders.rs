@@ -346,6 +346,7 @@ pub async fn ship(State(s): State<AppState>, Path(id): Path<String>, p: Post) ->
         Ok(Step::Ship {
             carrier: req.carrier,
             tracking_number: req.tracking_number,
+            parcel: req.parcel,
         })
     })
     .await

@@ -108,6 +108,8 @@ pub enum Step {
     Ship {
         carrier: String,
         tracking_number: String,
+        /// Which parcel, for an order that ships in several (see `Order::parcels`).
+        parcel: Option<usize>,
     },
     ConfirmDelivery,
     Complete,

@@ -11,6 +11,7 @@ mod commands;
 mod intake;
 mod orders;
 mod payments;
+mod shipping;
 mod stock;
 mod working_set;
 

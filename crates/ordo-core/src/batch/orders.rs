@@ -15,7 +15,7 @@ use crate::event::{NewEvent, kinds};
 use crate::inventory::{LedgerEntry, Movement, StockKey, StockLevel};
 use crate::limits::{self, CounterKey, HistoryFacts, Need, Rule};
 use crate::money::{AMOUNT_MINOR_MAX, Money, MoneyError};
-use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pricing, Shipment};
+use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pricing};
 use crate::payment::PaymentNotice;
 use crate::payment::{Payment, PaymentEvent, PaymentStatus};
 use crate::promotion::{self, PricedLine};
@@ -142,6 +142,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
             discount_minor: terms.map_or(0, |t| t.lines[i].1),
             digital: p.kind == ProductKind::Virtual,
             codes: Vec::new(),
+            ships_at: p.presale_ships_at.filter(|t| *t > ctx.now),
         });
     }
     match &c.shipping_address {
@@ -209,9 +210,11 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
             ws.counter_mut(key).add(need.name, amount, need.rule.window_secs(), now)
         })
         .collect();
+    let parcels = super::shipping::plan_parcels(&lines);
     let order = Order {
         id,
         shop,
+        parcels,
         channel: c.channel.clone(),
         external_id: c.external_id.clone(),
         status: OrderStatus::PendingPayment,
@@ -240,6 +243,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         counted,
         history,
         created_at: now,
+
         updated_at: now,
         version: 1,
     };
@@ -499,8 +503,16 @@ pub(super) fn move_stock(
 
 /// Stock keys and quantities an order holds, summed per key.
 fn held_stock(order: &Order) -> BTreeMap<StockKey, i64> {
+    held_stock_of(order, |_| true)
+}
+
+/// What the lines `pick` chooses hold (lines already shipped hold nothing).
+pub(super) fn held_stock_of(order: &Order, pick: impl Fn(usize) -> bool) -> BTreeMap<StockKey, i64> {
     let mut held = BTreeMap::new();
-    for l in &order.lines {
+    for (i, l) in order.lines.iter().enumerate() {
+        if !pick(i) || order.line_shipped(i) {
+            continue;
+        }
         if let Some(warehouse) = l.warehouse {
             *held
                 .entry(StockKey {
@@ -513,7 +525,7 @@ fn held_stock(order: &Order) -> BTreeMap<StockKey, i64> {
     held
 }
 
-fn ensure_level(ws: &mut WorkingSet, shop: ShopId, key: StockKey, now: Timestamp) {
+pub(super) fn ensure_level(ws: &mut WorkingSet, shop: ShopId, key: StockKey, now: Timestamp) {
     ws.stock.entry(key).or_insert_with(|| StockLevel::empty(shop, key, now));
 }
 
@@ -528,7 +540,7 @@ fn release_all(ws: &mut WorkingSet, order: &Order, actor: &Actor, now: Timestamp
     }
 }
 
-fn emit_order(
+pub(super) fn emit_order(
     ws: &mut WorkingSet,
     order: &Order,
     kind: &'static str,
@@ -594,42 +606,8 @@ pub(super) fn step(
         Step::Ship {
             carrier,
             tracking_number,
-        } => {
-            if carrier.trim().is_empty() {
-                return Err(CommandError::Empty { field: "carrier" });
-            }
-            if tracking_number.trim().is_empty() {
-                return Err(CommandError::Empty {
-                    field: "tracking_number",
-                });
-            }
-            order.apply(OrderEvent::Ship, now)?;
-            let held = held_stock(&order);
-            for (key, qty) in &held {
-                ensure_level(ws, order.shop, *key, now);
-                ws.stock[key].ship(*qty).map_err(|source| CommandError::Stock {
-                    sku: sku_code(&order, key),
-                    source,
-                })?;
-            }
-            for (key, qty) in held {
-                let m = ws.stock[&key].ship(qty).expect("checked above");
-                move_stock(ws, key, m, Some(order.id), &by.actor, now);
-            }
-            order.shipment = Some(Shipment {
-                carrier: carrier.clone(),
-                tracking_number: tracking_number.clone(),
-                shipped_at: now,
-            });
-            emit_order(
-                ws,
-                &order,
-                kinds::ORDER_SHIPPED,
-                json!({ "carrier": carrier, "tracking_number": tracking_number }),
-                &by.actor,
-                now,
-            );
-        }
+            parcel,
+        } => super::shipping::ship(ws, by, &mut order, carrier, tracking_number, *parcel, ctx)?,
         Step::ConfirmDelivery => {
             order.apply(OrderEvent::ConfirmDelivery, now)?;
             emit_order(ws, &order, kinds::ORDER_DELIVERED, json!({}), &by.actor, now);
@@ -666,15 +644,6 @@ pub(super) fn step(
         order: Box::new(order),
         replayed: false,
     })
-}
-
-fn sku_code(order: &Order, key: &StockKey) -> String {
-    order
-        .lines
-        .iter()
-        .find(|l| l.sku_id == key.sku)
-        .map(|l| l.sku.clone())
-        .unwrap_or_default()
 }
 
 pub(super) fn store_order(ws: &mut WorkingSet, order: Order) {

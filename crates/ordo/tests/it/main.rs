@@ -4,6 +4,7 @@
 mod api;
 mod channels;
 mod codes;
+mod fulfilment;
 mod notifications;
 mod payments;
 mod process;

@@ -1,0 +1,124 @@
+//! Shipping (A6): an order ships whole, or parcel by parcel when pre-sale lines
+//! cannot travel with goods in stock. Stock leaves the ledger with its parcel.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::orders::{emit_order, ensure_level, held_stock_of, move_stock};
+use super::{By, Context, WorkingSet};
+use crate::event::kinds;
+use crate::order::{Order, OrderEvent, OrderLine, OrderStatus, Parcel, Shipment, TransitionError};
+use crate::{CommandError, Timestamp};
+
+/// Parcels for lines that cannot all travel together: goods in stock in one, each
+/// pre-sale date in its own. `None` when the order ships as one parcel.
+pub(super) fn plan_parcels(lines: &[OrderLine]) -> Vec<Parcel> {
+    let mut groups: BTreeMap<Option<Timestamp>, Vec<u32>> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.digital) {
+        groups.entry(line.ships_at).or_default().push(i as u32);
+    }
+    if groups.len() < 2 {
+        return Vec::new();
+    }
+    groups
+        .into_iter()
+        .map(|(ships_at, lines)| Parcel {
+            lines,
+            ships_at,
+            shipment: None,
+        })
+        .collect()
+}
+
+pub(super) fn ship(
+    ws: &mut WorkingSet,
+    by: &By,
+    order: &mut Order,
+    carrier: &str,
+    tracking_number: &str,
+    parcel: Option<usize>,
+    ctx: &Context<'_>,
+) -> Result<(), CommandError> {
+    let now = ctx.now;
+    if carrier.trim().is_empty() {
+        return Err(CommandError::Empty { field: "carrier" });
+    }
+    if tracking_number.trim().is_empty() {
+        return Err(CommandError::Empty {
+            field: "tracking_number",
+        });
+    }
+    let shipment = Shipment {
+        carrier: carrier.to_string(),
+        tracking_number: tracking_number.to_string(),
+        shipped_at: now,
+    };
+    // Which lines leave now: the whole order, or one parcel of it.
+    let waiting: Vec<usize> = (0..order.parcels.len())
+        .filter(|&i| order.parcels[i].shipment.is_none())
+        .collect();
+    let chosen = match (order.parcels.is_empty(), parcel) {
+        (true, None) => None,
+        (true, Some(_)) => return Err(CommandError::NoSuchParcel),
+        (false, Some(p)) if waiting.contains(&p) => Some(p),
+        (false, Some(_)) => return Err(CommandError::NoSuchParcel),
+        (false, None) if waiting.len() == 1 => Some(waiting[0]),
+        (false, None) => return Err(CommandError::ParcelRequired { parcels: waiting.len() }),
+    };
+    let last = chosen.is_none() || waiting.len() == 1;
+    if order.status != OrderStatus::Fulfilling {
+        return Err(TransitionError {
+            from: order.status,
+            event: OrderEvent::Ship,
+        }
+        .into());
+    }
+    if let Some(p) = chosen
+        && let Some(ships_at) = order.parcels[p].ships_at.filter(|t| *t > now)
+    {
+        return Err(CommandError::PresaleNotReady { ships_at });
+    }
+    let lines: Option<&[u32]> = chosen.map(|p| order.parcels[p].lines.as_slice());
+    let leaving = held_stock_of(order, |i| lines.is_none_or(|ls| ls.contains(&(i as u32))));
+    for (key, qty) in &leaving {
+        ensure_level(ws, order.shop, *key, now);
+        ws.stock[key].ship(*qty).map_err(|source| CommandError::Stock {
+            sku: order
+                .lines
+                .iter()
+                .find(|l| l.sku_id == key.sku)
+                .map(|l| l.sku.clone())
+                .unwrap_or_default(),
+            source,
+        })?;
+    }
+    // From here on nothing fails.
+    if last {
+        order.apply(OrderEvent::Ship, now)?;
+        order.shipment = Some(shipment.clone());
+    } else {
+        order.touch(now);
+    }
+    for (key, qty) in leaving {
+        let m = ws.stock[&key].ship(qty).expect("checked above");
+        move_stock(ws, key, m, Some(order.id), &by.actor, now);
+    }
+    if let Some(p) = chosen {
+        order.parcels[p].shipment = Some(shipment);
+    }
+    let kind = if last {
+        kinds::ORDER_SHIPPED
+    } else {
+        kinds::ORDER_PARCEL_SHIPPED
+    };
+    emit_order(
+        ws,
+        order,
+        kind,
+        json!({ "carrier": carrier, "tracking_number": tracking_number, "parcel": chosen }),
+        &by.actor,
+        now,
+    );
+    Ok(())
+}
