@@ -50,6 +50,8 @@ pub struct ShopView {
     #[schema(value_type = Vec<Object>)]
     pub promotions: serde_json::Value,
     pub purchase_limits: Vec<PurchaseLimitDto>,
+    /// A virtual SKU's code pool below this raises `code_pool.low`.
+    pub code_pool_low_at: i64,
     pub created_at: String,
     /// Buyer notifications: language and channels.
     pub notifications: crate::routes::notifications::NotificationSettingsDto,
@@ -160,6 +162,7 @@ impl From<&Shop> for ShopView {
             payment_methods: s.settings.payment_methods.clone(),
             promotions: serde_json::to_value(&s.settings.promotions).unwrap_or_default(),
             purchase_limits: s.settings.purchase_limits.iter().map(PurchaseLimitDto::from).collect(),
+            code_pool_low_at: s.settings.code_pool_low_at,
             created_at: time(s.created_at),
             notifications: (&s.settings.notifications).into(),
         }
@@ -184,6 +187,8 @@ pub struct UpdateSettings {
     pub promotions: Option<serde_json::Value>,
     /// Replaces the shop's purchase limits.
     pub purchase_limits: Option<Vec<PurchaseLimitDto>>,
+    /// Alert when a code pool falls below this many codes (default 10).
+    pub code_pool_low_at: Option<i64>,
     /// Replaces the buyer-notification settings as a whole.
     pub notifications: Option<crate::routes::notifications::NotificationSettingsDto>,
 }

@@ -230,6 +230,9 @@ pub fn review(settings: &ShopSettings, order: &Order) -> Vec<String> {
 
 /// Checks the shop's limits and history rules; the error says which number is wrong.
 pub fn check_limits(settings: &ShopSettings) -> Result<(), String> {
+    if !(0..=1_000_000).contains(&settings.code_pool_low_at) {
+        return Err("code_pool_low_at must be between 0 and 1000000".into());
+    }
     if settings.purchase_limits.len() > 1000 {
         return Err("a shop has at most 1000 purchase limits".into());
     }

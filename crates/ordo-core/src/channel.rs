@@ -68,7 +68,7 @@ pub struct RawChannelOrder {
 /// Why a channel order could not become an Ordo order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unmapped {
-    /// Stable code, e.g. `unknown_sku`, `malformed_json`, `invalid-address`.
+    /// Stable code, e.g. `unmapped-sku`, `unknown-sku`, `malformed-json`, `invalid-address`.
     pub code: String,
     pub reason: String,
 }

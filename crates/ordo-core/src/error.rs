@@ -99,6 +99,7 @@ impl CommandError {
             }
             CommandError::Promotion(crate::promotion::PromotionError::Invalid { .. }) => "invalid-promotion",
             CommandError::InvalidAddress(_) => "invalid-address",
+            CommandError::Money(MoneyError::CurrencyMismatch { .. }) => "currency-mismatch",
             CommandError::Money(_) => "money-out-of-range",
             CommandError::Transition(_) | CommandError::PaymentTransition(_) => "illegal-transition",
             CommandError::RefundExceedsCaptured { .. } => "refund-exceeds-captured",

@@ -3,7 +3,7 @@
 //! ```text
 //! pending_payment ──capture──▶ paid ──approve──▶ fulfilling ──ship──▶ shipped ──deliver──▶ delivered ──complete──▶ completed
 //!       │  ├─cash on delivery─▶ paid (the carrier collects)
-//!       │  │          paid / on_hold ──codes delivered (all lines virtual)──▶ delivered
+//!       │  │   paid / on_hold / fulfilling ──codes delivered (all lines virtual)──▶ delivered
 //!       │  └─mismatch─▶ payment_exception ─accept─▶ paid │ ▲hold/approve▼                                 
 //!       │                                          on_hold
 //!       └──── cancel (buyer, seller, platform; timeout only while unpaid) ────▶ cancelled
@@ -145,7 +145,7 @@ pub fn transition(from: OrderStatus, event: OrderEvent) -> Result<OrderStatus, T
         (S::PendingPayment, E::Cancel(_)) => S::Cancelled,
         (S::PaymentException, E::PaymentAccepted) => S::Paid,
         (S::PendingPayment, E::CashOnDeliveryAccepted) => S::Paid,
-        (S::Paid | S::OnHold, E::CodesDelivered) => S::Delivered,
+        (S::Paid | S::OnHold | S::Fulfilling, E::CodesDelivered) => S::Delivered,
         (S::Paid, E::Hold) | (S::Fulfilling, E::Hold) => S::OnHold,
         (S::Paid, E::Approve) | (S::OnHold, E::Approve) => S::Fulfilling,
         (S::Fulfilling, E::Ship) => S::Shipped,
@@ -372,6 +372,7 @@ mod tests {
             (S::PendingPayment, E::CashOnDeliveryAccepted, S::Paid),
             (S::Paid, E::CodesDelivered, S::Delivered),
             (S::OnHold, E::CodesDelivered, S::Delivered),
+            (S::Fulfilling, E::CodesDelivered, S::Delivered),
             (S::PaymentException, E::Cancel(CancelReason::Buyer), S::Cancelled),
             (S::PaymentException, E::Cancel(CancelReason::Seller), S::Cancelled),
             (S::PaymentException, E::Cancel(CancelReason::Platform), S::Cancelled),

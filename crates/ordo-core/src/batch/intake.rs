@@ -5,9 +5,37 @@
 use serde_json::json;
 
 use super::{ChannelIntake, Context, Outcome, WorkingSet};
-use crate::channel::{RawChannelOrder, RawStatus};
+use crate::channel::{ChannelPayment, RawChannelOrder, RawStatus};
 use crate::event::{NewEvent, kinds};
-use crate::{ChannelOrderId, CommandError};
+use crate::order::OrderStatus;
+use crate::payment::PaymentNotice;
+use crate::{ChannelOrderId, CommandError, OrderId};
+
+/// A later delivery of a mapped order (Shopify's `orders/paid`, WooCommerce's
+/// `order.updated`) may say the channel captured the payment since: apply it.
+fn paid_since(ws: &mut WorkingSet, c: &ChannelIntake, id: OrderId, ctx: &mut Context<'_>) -> Result<(), CommandError> {
+    let Ok(place) = &c.mapped else { return Ok(()) };
+    let Some(ChannelPayment::Paid {
+        amount_minor,
+        reference,
+    }) = place.channel_terms.as_ref().map(|t| &t.payment)
+    else {
+        return Ok(());
+    };
+    let Some(order) = ws.orders.get(&id).filter(|o| o.status == OrderStatus::PendingPayment) else {
+        return Ok(());
+    };
+    let notice = PaymentNotice {
+        shop: order.shop,
+        gateway: c.channel.clone(),
+        order: id,
+        transaction_id: reference.clone(),
+        succeeded: true,
+        amount_minor: *amount_minor,
+        currency: order.pricing.currency,
+    };
+    super::payments::notice(ws, &notice, ctx).map(|_| ())
+}
 
 pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
     if !ws.shops.contains_key(&c.shop) {
@@ -18,6 +46,9 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
     if let Some(raw) = &known
         && raw.status == RawStatus::Mapped
     {
+        if let Some(id) = raw.order {
+            paid_since(ws, c, id, ctx)?;
+        }
         let order = raw.order.and_then(|id| ws.orders.get(&id)).cloned().map(Box::new);
         return Ok(Outcome::ChannelOrder {
             raw: Box::new(raw.clone()),

@@ -83,7 +83,9 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
     if c.channel.is_empty() {
         return Err(CommandError::Empty { field: "channel" });
     }
+    // A channel's order was paid (or promised) the channel's way already.
     if let Some(method) = &c.payment_method
+        && c.channel_terms.is_none()
         && !settings.payment_methods.is_empty()
         && !settings.payment_methods.contains(method)
     {
@@ -617,7 +619,10 @@ pub(super) fn step(
             emit_order(ws, &order, kinds::ORDER_COMPLETED, json!({}), &by.actor, now);
         }
         Step::DeliverCodes => {
-            if !matches!(order.status, OrderStatus::Paid | OrderStatus::OnHold) {
+            if !matches!(
+                order.status,
+                OrderStatus::Paid | OrderStatus::OnHold | OrderStatus::Fulfilling
+            ) {
                 return Err(crate::order::TransitionError {
                     from: order.status,
                     event: OrderEvent::CodesDelivered,

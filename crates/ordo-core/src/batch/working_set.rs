@@ -187,8 +187,17 @@ impl LoadRequest {
                 self.releasing.insert(*order);
                 &None
             }
-            Command::ResolvePaymentException { by, order, .. }
-            | Command::Transition {
+            Command::ResolvePaymentException { by, order, accept } => {
+                self.shops.insert(by.shop);
+                self.orders.insert(*order);
+                if *accept {
+                    self.paying.insert(*order);
+                } else {
+                    self.releasing.insert(*order);
+                }
+                &None
+            }
+            Command::Transition {
                 by,
                 order,
                 step: Step::DeliverCodes,

@@ -406,3 +406,40 @@ async fn channel_orders_and_mappings_stay_inside_their_shop() {
         "CUP and gift wrap are still unknown"
     );
 }
+
+#[tokio::test]
+async fn a_shopify_order_paid_later_is_paid_by_the_later_webhook() {
+    let app = spawn_app().await;
+    let shop = channel_shop(
+        &app,
+        "USD",
+        "shopify",
+        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
+    )
+    .await;
+    map(
+        &app,
+        &shop,
+        "shopify",
+        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
+    )
+    .await;
+    let pending = SHOPIFY_PAID.replace("\"financial_status\": \"paid\"", "\"financial_status\": \"pending\"");
+    assert_ne!(pending, SHOPIFY_PAID);
+    let r = deliver(&app, "shopify", &shop.id, &pending, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let id = r.json()["order_id"].clone();
+    assert_eq!(order(&app, &shop, &id).await["status"], "pending_payment");
+
+    // orders/paid carries the same order, now paid.
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!((r.status, r.json()["duplicate"].as_bool()), (200, Some(true)));
+    let paid = order(&app, &shop, &id).await;
+    assert_eq!(
+        (paid["status"].as_str(), paid["paid_minor"].as_i64()),
+        (Some("fulfilling"), Some(26_350))
+    );
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(order(&app, &shop, &id).await["paid_minor"], 26_350, "paid once");
+}

@@ -5,6 +5,7 @@ mod api;
 mod channels;
 mod codes;
 mod fulfilment;
+mod limits;
 mod notifications;
 mod payments;
 mod process;
