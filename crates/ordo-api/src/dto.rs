@@ -542,6 +542,19 @@ impl From<&ordo_core::order::Shipment> for ShipmentView {
     }
 }
 
+/// One edit of an order: on which version, by whom, why, and the totals.
+#[derive(Serialize, ToSchema)]
+pub struct RevisionView {
+    pub version: i64,
+    pub at: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub lines_changed: bool,
+    pub address_changed: bool,
+    pub total_before: i64,
+    pub total_after: i64,
+}
+
 /// One parcel of an order that ships in several (pre-sale apart from goods in stock).
 #[derive(Serialize, ToSchema)]
 pub struct ParcelView {
@@ -571,6 +584,8 @@ pub struct OrderView {
     pub shipment: Option<ShipmentView>,
     /// Set when the order ships in several parcels; ship each with `parcel` = its index.
     pub parcels: Vec<ParcelView>,
+    /// Every edit since placement (A8), oldest first.
+    pub revisions: Vec<RevisionView>,
     pub paid_minor: i64,
     pub refunded_minor: i64,
     pub payment_due_at: Option<String>,
@@ -657,6 +672,20 @@ impl OrderView {
             note: o.note.clone(),
             payment_method: o.payment_method.clone(),
             shipment: o.shipment.as_ref().map(ShipmentView::from),
+            revisions: o
+                .revisions
+                .iter()
+                .map(|r| RevisionView {
+                    version: r.version,
+                    at: time(r.at),
+                    actor: r.actor.0.clone(),
+                    reason: r.reason.clone(),
+                    lines_changed: r.lines_changed,
+                    address_changed: r.address_changed,
+                    total_before: r.total_before,
+                    total_after: r.total_after,
+                })
+                .collect(),
             parcels: o
                 .parcels
                 .iter()

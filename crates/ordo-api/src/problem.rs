@@ -86,7 +86,11 @@ fn from_rule(rule: CommandError) -> ApiError {
         StatusCode::NOT_FOUND
     } else if matches!(
         rule,
-        CommandError::Transition(_) | CommandError::PaymentTransition(_) | CommandError::NoPaymentException
+        CommandError::Transition(_)
+            | CommandError::PaymentTransition(_)
+            | CommandError::NoPaymentException
+            | CommandError::VersionConflict { .. }
+            | CommandError::NotEditable { .. }
     ) {
         StatusCode::CONFLICT
     } else {

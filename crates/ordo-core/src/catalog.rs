@@ -314,6 +314,7 @@ mod tests {
             promotions: vec![],
             shipment: None,
             parcels: Vec::new(),
+            revisions: Vec::new(),
             paid_minor: total,
             refunded_minor: 0,
             payment_due_at: None,

@@ -70,6 +70,10 @@ pub enum CommandError {
     NoSuchParcel,
     #[error("the parcel holds pre-sale goods that ship from {} (Unix ms)", ships_at.0)]
     PresaleNotReady { ships_at: crate::Timestamp },
+    #[error("the order was changed meanwhile: you edited version {expected}, it is at version {current}")]
+    VersionConflict { expected: i64, current: i64 },
+    #[error("an order that is {status} (or has started to ship) cannot be edited")]
+    NotEditable { status: &'static str },
     #[error("coupon `{code}` has been used up")]
     CouponUsedUp { code: String },
     #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
@@ -107,6 +111,8 @@ impl CommandError {
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
             CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::VersionConflict { .. } => "version-conflict",
+            CommandError::NotEditable { .. } => "not-editable",
             CommandError::ParcelRequired { .. } => "parcel-required",
             CommandError::NoSuchParcel => "no-such-parcel",
             CommandError::PresaleNotReady { .. } => "presale-not-ready",

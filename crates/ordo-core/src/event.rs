@@ -47,6 +47,7 @@ pub mod kinds {
     pub const ORDER_HELD: &str = "order.held";
     pub const ORDER_APPROVED: &str = "order.approved";
     pub const ORDER_SHIPPED: &str = "order.shipped";
+    pub const ORDER_EDITED: &str = "order.edited";
     /// One parcel of an order that ships in several; `order.shipped` follows the last.
     pub const ORDER_PARCEL_SHIPPED: &str = "order.parcel_shipped";
     pub const ORDER_DELIVERED: &str = "order.delivered";

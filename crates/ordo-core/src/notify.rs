@@ -480,6 +480,7 @@ mod tests {
                 shipped_at: Timestamp(0),
             }),
             parcels: Vec::new(),
+            revisions: Vec::new(),
             paid_minor: 12850,
             refunded_minor: 0,
             payment_due_at: None,

@@ -254,6 +254,21 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
+/// One edit of an order (A8): who changed what, when, and what it did to the total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// The version the edit was made on.
+    pub version: i64,
+    pub at: Timestamp,
+    pub actor: crate::auth::Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub lines_changed: bool,
+    pub address_changed: bool,
+    pub total_before: i64,
+    pub total_after: i64,
+}
+
 /// One parcel of an order whose lines cannot travel together: goods in stock ship
 /// at once, each pre-sale date in a parcel of its own (A3, A6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +322,9 @@ pub struct Order {
     /// Set when the order ships in several parcels; empty = one parcel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parcels: Vec<Parcel>,
+    /// Every edit since placement, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<Revision>,
     /// Money captured for this order and refunded from it, in `pricing.currency`
     /// unless a mismatched payment brought another currency (then see payments).
     pub paid_minor: i64,

@@ -3,7 +3,7 @@
 
 use ordo_core::auth::{Action, Actor, Principal};
 use ordo_core::batch::{
-    By, Command, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest, Step,
+    By, Command, EditOrder, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest, Step,
 };
 use ordo_core::order::{Address, Buyer, CancelReason, Order};
 use ordo_core::payment::{Payment, Refund};
@@ -11,6 +11,15 @@ use ordo_core::{OrderId, RefundId, ShopId};
 use ordo_store::OrderFilter;
 
 use crate::{Engine, EngineError, EngineResult};
+
+/// What an editor changes on an order, and the version they saw.
+#[derive(Debug, Clone)]
+pub struct OrderEdit {
+    pub version: i64,
+    pub lines: Option<Vec<LineRequest>>,
+    pub shipping_address: Option<Address>,
+    pub reason: Option<String>,
+}
 
 pub(crate) fn by(who: &Principal, shop: ShopId) -> By {
     By {
@@ -193,6 +202,35 @@ impl Engine {
             })
             .await?
         {
+            Outcome::Order { order, .. } => Ok(*order),
+            _ => Err(crate::unexpected()),
+        }
+    }
+
+    /// Edits an order before it ships (A8), against the version the editor saw.
+    pub async fn edit_order(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        id: OrderId,
+        change: OrderEdit,
+    ) -> EngineResult<Order> {
+        let shop = self.scope(who, shop, Action::ManageOrders)?;
+        if change.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+            return Err(EngineError::invalid(
+                "field-too-long",
+                "reason has at most 500 characters",
+            ));
+        }
+        let cmd = Command::EditOrder(Box::new(EditOrder {
+            by: by(who, shop),
+            order: id,
+            expected_version: change.version,
+            lines: change.lines,
+            shipping_address: change.shipping_address,
+            reason: change.reason,
+        }));
+        match self.submit(cmd).await? {
             Outcome::Order { order, .. } => Ok(*order),
             _ => Err(crate::unexpected()),
         }

@@ -2,6 +2,7 @@ pub mod admin;
 pub mod catalog;
 pub mod channels;
 pub mod codes;
+pub mod edits;
 pub mod events;
 mod idem;
 pub mod notifications;
@@ -51,7 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/stock/{sku}/adjustments", post(catalog::adjust_stock))
         .route("/api/v1/stock/{sku}/ledger", get(catalog::ledger))
         .route("/api/v1/orders", post(orders::create).get(orders::list))
-        .route("/api/v1/orders/{id}", get(orders::get))
+        .route("/api/v1/orders/{id}", get(orders::get).patch(edits::edit))
         .route("/api/v1/orders/{id}/cancel", post(orders::cancel))
         .route("/api/v1/orders/{id}/hold", post(orders::hold))
         .route("/api/v1/orders/{id}/approve", post(orders::approve))

@@ -52,6 +52,18 @@ pub struct PlaceOrder {
     pub channel_terms: Option<Box<ChannelTerms>>,
 }
 
+/// A change to an order before it ships (A8), against the version the editor saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditOrder {
+    pub by: By,
+    pub order: OrderId,
+    pub expected_version: i64,
+    /// The order's new lines, repriced; `None` keeps them.
+    pub lines: Option<Vec<LineRequest>>,
+    pub shipping_address: Option<Address>,
+    pub reason: Option<String>,
+}
+
 /// An order a sales channel sent: recorded as received, then placed if it could
 /// be mapped (or kept with the reason it could not).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +134,7 @@ pub enum Step {
 pub enum Command {
     PlaceOrder(Box<PlaceOrder>),
     IntakeChannelOrder(Box<ChannelIntake>),
+    EditOrder(Box<EditOrder>),
     PaymentNotice(PaymentNotice),
     Refund(RefundRequest),
     ResolvePaymentException {

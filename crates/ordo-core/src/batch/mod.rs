@@ -8,6 +8,7 @@
 
 mod codes;
 mod commands;
+mod edits;
 mod intake;
 mod orders;
 mod payments;
@@ -37,6 +38,7 @@ pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Resul
     match cmd {
         Command::PlaceOrder(c) => orders::place(ws, c, ctx),
         Command::IntakeChannelOrder(c) => intake::intake(ws, c, ctx),
+        Command::EditOrder(e) => edits::edit(ws, e, ctx),
         Command::PaymentNotice(n) => payments::notice(ws, n, ctx),
         Command::Refund(r) => payments::refund(ws, r, ctx),
         Command::ResolvePaymentException { order, accept, by } => {

@@ -73,10 +73,32 @@ pub(super) fn place_order(
     Ok((settled, false))
 }
 
-fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Order, CommandError> {
+/// When and how a placement (or an edit's re-placement) is priced and checked.
+pub(super) struct QuoteAt<'a> {
+    pub now: Timestamp,
+    /// Promotions apply as of this time (an edit keeps the order's own).
+    pub promotions: Timestamp,
+    /// Stock the order holds already and may take again (an edit's old lines).
+    pub held: &'a BTreeMap<StockKey, i64>,
+    /// Whether limits are checked and counted (placement) or not (an edit).
+    pub count_limits: bool,
+}
+
+/// A placement decided but not applied: lines priced and allocated, limits checked.
+pub(super) struct Quote {
+    pub lines: Vec<OrderLine>,
+    pub allocations: Vec<crate::allocation::Allocation>,
+    pub pricing: Pricing,
+    pub applied: Vec<promotion::AppliedPromotion>,
+    pub counts: Vec<(Need, i64)>,
+    pub history: HistoryFacts,
+}
+
+/// Validates, prices and allocates a placement without changing anything.
+pub(super) fn quote(ws: &WorkingSet, c: &PlaceOrder, at: &QuoteAt<'_>) -> Result<Quote, CommandError> {
     let shop = c.by.shop;
     let terms = c.channel_terms.as_deref();
-    let settings = ws.shops.get(&shop).ok_or(CommandError::ShopNotFound)?.clone();
+    let settings = ws.shops.get(&shop).ok_or(CommandError::ShopNotFound)?;
     if c.lines.is_empty() || c.lines.len() > ORDER_LINES_MAX {
         return Err(CommandError::LineCount { max: ORDER_LINES_MAX });
     }
@@ -144,7 +166,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
             discount_minor: terms.map_or(0, |t| t.lines[i].1),
             digital: p.kind == ProductKind::Virtual,
             codes: Vec::new(),
-            ships_at: p.presale_ships_at.filter(|t| *t > ctx.now),
+            ships_at: p.presale_ships_at.filter(|t| *t > at.now),
         });
     }
     match &c.shipping_address {
@@ -154,7 +176,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
     }
     let (priced, tax_minor) = match terms {
         Some(t) => (channel_priced(t, &lines, items, c.shipping_minor)?, t.tax_minor),
-        None => (catalogue_priced(c, &settings, &mut lines, ctx.now)?, 0),
+        None => (catalogue_priced(c, settings, &mut lines, at.promotions)?, 0),
     };
     let discount = Money::new(priced.items_discount_minor + priced.shipping_discount_minor, currency)?;
     let total = items
@@ -162,7 +184,11 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         .checked_add(Money::new(tax_minor, currency)?)?
         .checked_sub(discount)?;
 
-    let (counts, history) = check_limits(ws, c, &settings, &lines, &priced.applied, ctx.now)?;
+    let (counts, history) = if at.count_limits {
+        check_limits(ws, c, settings, &lines, &priced.applied, at.now)?
+    } else {
+        (Vec::new(), HistoryFacts::default())
+    };
 
     // Decide where the stock comes from; nothing has changed yet.
     let demands: Vec<Demand> = demand
@@ -172,7 +198,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
     let no_warehouses = Vec::new();
     let warehouses = ws.warehouses.get(&shop).unwrap_or(&no_warehouses);
     let allocations = allocate(&demands, warehouses, |k| {
-        ws.stock.get(&k).map_or(0, StockLevel::available)
+        ws.stock.get(&k).map_or(0, StockLevel::available) + at.held.get(&k).copied().unwrap_or(0)
     })
     .map_err(|s| {
         let sku = lines
@@ -187,12 +213,49 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         }
     })?;
 
-    // From here on nothing fails: apply.
-    let now = ctx.now;
-    let id = OrderId(ctx.ids.next_id());
     for line in &mut lines {
         line.warehouse = allocations.iter().find(|a| a.sku == line.sku_id).map(|a| a.warehouse);
     }
+    Ok(Quote {
+        lines,
+        allocations,
+        pricing: Pricing {
+            currency,
+            items_minor: items.amount_minor,
+            shipping_minor: c.shipping_minor,
+            tax_minor,
+            discount_minor: discount.amount_minor,
+            total_minor: total.amount_minor,
+        },
+        applied: priced.applied,
+        counts,
+        history,
+    })
+}
+
+fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Order, CommandError> {
+    let no_stock_held = BTreeMap::new();
+    let at = QuoteAt {
+        now: ctx.now,
+        promotions: ctx.now,
+        held: &no_stock_held,
+        count_limits: true,
+    };
+    let Quote {
+        lines,
+        allocations,
+        pricing,
+        applied,
+        counts,
+        history,
+    } = quote(ws, c, &at)?;
+    let shop = c.by.shop;
+    let now = ctx.now;
+    let settings = ws.shops.get(&shop).ok_or(CommandError::ShopNotFound)?;
+    let payment_due_at = Some(now.plus_secs(settings.payment_timeout_secs));
+    let payment_reminder_at = crate::catalog::payment_reminder_at(settings, now);
+    // From here on nothing fails: apply.
+    let id = OrderId(ctx.ids.next_id());
     for a in &allocations {
         let key = StockKey {
             sku: a.sku,
@@ -217,6 +280,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         id,
         shop,
         parcels,
+        revisions: Vec::new(),
         channel: c.channel.clone(),
         external_id: c.external_id.clone(),
         status: OrderStatus::PendingPayment,
@@ -226,26 +290,18 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         buyer: c.buyer.clone(),
         shipping_address: c.shipping_address.clone(),
         lines,
-        pricing: Pricing {
-            currency,
-            items_minor: items.amount_minor,
-            shipping_minor: c.shipping_minor,
-            tax_minor,
-            discount_minor: discount.amount_minor,
-            total_minor: total.amount_minor,
-        },
+        pricing,
         note: c.note.clone(),
         payment_method: c.payment_method.clone(),
-        promotions: priced.applied,
+        promotions: applied,
         shipment: None,
         paid_minor: 0,
         refunded_minor: 0,
-        payment_due_at: Some(now.plus_secs(settings.payment_timeout_secs)),
-        payment_reminder_at: crate::catalog::payment_reminder_at(&settings, now),
+        payment_due_at,
+        payment_reminder_at,
         counted,
         history,
         created_at: now,
-
         updated_at: now,
         version: 1,
     };
@@ -256,8 +312,8 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         gateway: None,
         transaction_id: None,
         status: PaymentStatus::Pending,
-        expected_minor: total.amount_minor,
-        currency,
+        expected_minor: pricing.total_minor,
+        currency: pricing.currency,
         captured_minor: 0,
         captured_currency: None,
         refunded_minor: 0,
@@ -271,8 +327,8 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         payload: json!({
             "channel": order.channel,
             "external_id": order.external_id,
-            "total_minor": total.amount_minor,
-            "currency": currency,
+            "total_minor": pricing.total_minor,
+            "currency": pricing.currency,
             "lines": order.lines.len(),
             "payment_due_at": order.payment_due_at,
         }),
@@ -532,7 +588,7 @@ pub(super) fn ensure_level(ws: &mut WorkingSet, shop: ShopId, key: StockKey, now
 }
 
 /// Releases every reservation the order holds, e.g. on cancel.
-fn release_all(ws: &mut WorkingSet, order: &Order, actor: &Actor, now: Timestamp) {
+pub(super) fn release_all(ws: &mut WorkingSet, order: &Order, actor: &Actor, now: Timestamp) {
     for (key, qty) in held_stock(order) {
         ensure_level(ws, order.shop, key, now);
         let m = ws.stock[&key].release(qty).expect("held quantities are positive");

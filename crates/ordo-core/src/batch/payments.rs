@@ -78,6 +78,45 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
     }
 
     let same_currency = n.currency == order.pricing.currency;
+    // A further payment an edit asked for, on an order that moved on from payment.
+    let supplement = ws
+        .payments
+        .get(&n.order)
+        .and_then(|ps| ps.iter().position(|p| p.status == PaymentStatus::Pending))
+        .filter(|_| !matches!(order.status, OrderStatus::PendingPayment | OrderStatus::Cancelled));
+    if let Some(i) = supplement {
+        let payments = ws.payments.get_mut(&n.order).expect("pending payment exists");
+        let p = &mut payments[i];
+        p.resolve(PaymentEvent::Capture, now)?;
+        capture_into(p, n);
+        let check = check_amount(p.expected_minor, p.currency, n.amount_minor, n.currency);
+        let pid = p.id;
+        ws.touch_payment(n.order, pid);
+        if same_currency {
+            order.paid_minor += n.amount_minor;
+        }
+        order.touch(now);
+        emit_capture(ws, &order, pid, n, &actor, now);
+        let result = if check == AmountCheck::Exact {
+            PaymentResult::Captured
+        } else {
+            let why = mismatch_text(check, &order, n);
+            order.payment_exception = Some(why.clone());
+            let payload = json!({ "check": check, "detail": why });
+            emit(
+                ws,
+                &order,
+                order.id,
+                kinds::ORDER_PAYMENT_EXCEPTION,
+                payload,
+                &actor,
+                now,
+            );
+            PaymentResult::Mismatch(check)
+        };
+        store_order(ws, order);
+        return Ok(Outcome::Payment { order: n.order, result });
+    }
     let result = match pending {
         Some(i) => {
             let payments = ws.payments.get_mut(&n.order).expect("pending payment exists");
@@ -162,6 +201,25 @@ fn capture_into(p: &mut Payment, n: &PaymentNotice) {
     p.transaction_id = Some(n.transaction_id.clone());
     p.captured_minor = n.amount_minor;
     p.captured_currency = Some(n.currency);
+}
+
+/// A further payment the buyer owes (an edit raised the total); returns its id.
+pub(super) fn new_pending_payment(
+    ws: &mut WorkingSet,
+    order: &Order,
+    amount_minor: i64,
+    ctx: &mut Context<'_>,
+) -> PaymentId {
+    let p = new_payment(
+        PaymentId(ctx.ids.next_id()),
+        order,
+        amount_minor,
+        order.pricing.currency,
+        ctx.now,
+    );
+    let id = p.id;
+    ws.insert_payment(p);
+    id
 }
 
 fn new_payment(

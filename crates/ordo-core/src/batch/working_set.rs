@@ -164,6 +164,14 @@ impl LoadRequest {
                     Err(_) => &None,
                 }
             }
+            Command::EditOrder(e) => {
+                self.shops.insert(e.by.shop);
+                self.orders.insert(e.order);
+                if let Some(lines) = &e.lines {
+                    self.skus.extend(lines.iter().map(|l| (e.by.shop, l.sku.clone())));
+                }
+                &None
+            }
             Command::PaymentNotice(n) => {
                 self.shops.insert(n.shop);
                 self.orders.insert(n.order);

@@ -115,3 +115,160 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
         .json();
     assert_eq!(later["parcels"], json!([]));
 }
+
+async fn edit(app: &TestApp, shop: &Shop, order: &Value, body: Value) -> (u16, Value) {
+    let id = order["id"].as_str().unwrap();
+    let r = app
+        .call(Method::PATCH, &format!("/api/v1/orders/{id}"), &shop.owner, Some(body))
+        .await;
+    (r.status, r.json())
+}
+
+async fn fetch(app: &TestApp, shop: &Shop, order: &Value, what: &str) -> Value {
+    let id = order["id"].as_str().unwrap();
+    app.call(Method::GET, &format!("/api/v1/orders/{id}{what}"), &shop.owner, None)
+        .await
+        .json()
+}
+
+#[tokio::test]
+async fn an_unpaid_order_is_edited_against_its_version_and_stock_follows() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let order = app
+        .place(
+            &shop.owner,
+            json!([{ "sku": "A", "quantity": 1 }, { "sku": "B", "quantity": 1 }]),
+        )
+        .await
+        .json();
+    assert_eq!(order["pricing"]["total_minor"], 1999 + 500 + 800);
+    let v = order["version"].clone();
+
+    let (status, edited) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": v, "lines": [{ "sku": "A", "quantity": 3 }], "reason": "buyer called" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited:?}");
+    assert_eq!(edited["pricing"]["total_minor"], 3 * 1999 + 800);
+    assert_eq!(edited["revisions"][0]["total_before"], 3299);
+    assert_eq!(edited["revisions"][0]["reason"], "buyer called");
+    assert_eq!(app.stock(&shop.owner, "A").await["reserved"], 3);
+    assert_eq!(app.stock(&shop.owner, "B").await["reserved"], 0);
+    let payments = fetch(&app, &shop, &order, "/payments").await;
+    assert_eq!(
+        payments[0]["expected_minor"],
+        3 * 1999 + 800,
+        "the pending payment asks the new total"
+    );
+
+    let (status, body) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": v, "lines": [{ "sku": "A", "quantity": 1 }] }),
+    )
+    .await;
+    assert_eq!((status, problem(&body)), (409, "version-conflict"), "{body:?}");
+    let (status, body) = edit(
+        &app,
+        &shop,
+        &edited,
+        json!({ "version": edited["version"], "lines": [{ "sku": "B", "quantity": 11 }] }),
+    )
+    .await;
+    assert_eq!((status, problem(&body)), (422, "insufficient-stock"), "{body:?}");
+    assert_eq!(
+        app.stock(&shop.owner, "A").await["reserved"],
+        3,
+        "a refused edit changes nothing"
+    );
+    assert_eq!(fetch(&app, &shop, &order, "").await["version"], edited["version"]);
+
+    let mut address = crate::support::order_body(json!([]))["shipping_address"].clone();
+    address["line1"] = json!("世纪大道 200 号");
+    let (status, moved) = edit(
+        &app,
+        &shop,
+        &edited,
+        json!({ "version": edited["version"], "shipping_address": address }),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved:?}");
+    assert_eq!(moved["shipping_address"]["line1"], "世纪大道 200 号");
+    assert_eq!(moved["revisions"].as_array().unwrap().len(), 2);
+    assert_eq!(app.pay(&shop, &moved).await.status, 200);
+    assert_eq!(fetch(&app, &shop, &order, "").await["status"], "fulfilling");
+}
+
+#[tokio::test]
+async fn editing_a_paid_order_refunds_the_difference_or_asks_for_it() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 2 }]))
+        .await
+        .json();
+    assert_eq!(app.pay(&shop, &order).await.status, 200);
+    let paid = fetch(&app, &shop, &order, "").await;
+    assert_eq!(paid["paid_minor"], 2 * 1999 + 800);
+
+    let (status, smaller) = edit(
+        &app,
+        &shop,
+        &paid,
+        json!({ "version": paid["version"], "lines": [{ "sku": "A", "quantity": 1 }] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{smaller:?}");
+    assert_eq!(smaller["refunded_minor"], 1999);
+    let refunds = fetch(&app, &shop, &order, "/refunds").await;
+    assert_eq!(refunds[0]["amount_minor"], 1999, "{refunds:?}");
+
+    let (status, bigger) = edit(&app, &shop, &smaller, json!({ "version": smaller["version"], "lines": [{ "sku": "A", "quantity": 1 }, { "sku": "B", "quantity": 2 }] })).await;
+    assert_eq!(status, 200, "{bigger:?}");
+    let payments = fetch(&app, &shop, &order, "/payments").await;
+    let due = payments
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"] == "pending")
+        .expect("an amount due");
+    assert_eq!(due["expected_minor"], 1000);
+    let r = app
+        .notify(&crate::support::payment(&shop, &bigger, 1000, "CNY", "txn-due-1"))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let settled = fetch(&app, &shop, &order, "").await;
+    assert_eq!(
+        (
+            settled["paid_minor"].as_i64(),
+            settled["refunded_minor"].as_i64(),
+            settled["status"].as_str()
+        ),
+        (Some(2 * 1999 + 800 + 1000), Some(1999), Some("fulfilling"))
+    );
+    assert_eq!(settled["pricing"]["total_minor"], 1999 + 1000 + 800);
+
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{}/ship", order["id"].as_str().unwrap()),
+            &shop.owner,
+            Some(json!({ "carrier": "SF", "tracking_number": "SF1" })),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let shipped = r.json();
+    let (status, body) = edit(
+        &app,
+        &shop,
+        &shipped,
+        json!({ "version": shipped["version"], "lines": [{ "sku": "A", "quantity": 1 }] }),
+    )
+    .await;
+    assert_eq!((status, problem(&body)), (409, "not-editable"), "{body:?}");
+}

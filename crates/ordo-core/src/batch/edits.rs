@@ -1,0 +1,169 @@
+//! Editing an order before it ships (A8): a new address, or new lines priced the
+//! way the order was (its promotions, as of when it was placed), with the stock
+//! reservations following. Each edit is a revision on the order's version; the
+//! price difference becomes an amount due (a new pending payment) or a refund.
+
+use serde_json::json;
+
+use super::orders::{QuoteAt, held_stock_of, move_stock, quote, release_all, store_order};
+use super::payments::{new_pending_payment, refund_captured};
+use super::{Context, EditOrder, Outcome, PlaceOrder, WorkingSet};
+use crate::CommandError;
+use crate::channel;
+use crate::event::kinds;
+use crate::inventory::StockKey;
+use crate::order::{Order, OrderStatus, Revision};
+use crate::payment::PaymentStatus;
+
+fn editable(order: &Order) -> Result<(), CommandError> {
+    let open = matches!(
+        order.status,
+        OrderStatus::PendingPayment
+            | OrderStatus::PaymentException
+            | OrderStatus::Paid
+            | OrderStatus::OnHold
+            | OrderStatus::Fulfilling
+    );
+    let started = order.parcels.iter().any(|p| p.shipment.is_some()) || order.lines.iter().any(|l| !l.codes.is_empty());
+    if open && !started {
+        Ok(())
+    } else {
+        Err(CommandError::NotEditable {
+            status: order.status.as_str(),
+        })
+    }
+}
+
+pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
+    let mut order = super::orders::scoped(ws, e.by.shop, e.order)?.clone();
+    if order.version != e.expected_version {
+        return Err(CommandError::VersionConflict {
+            expected: e.expected_version,
+            current: order.version,
+        });
+    }
+    editable(&order)?;
+    if e.lines.is_none() && e.shipping_address.is_none() {
+        return Err(CommandError::Empty {
+            field: "lines or shipping_address",
+        });
+    }
+    let now = ctx.now;
+    let total_before = order.pricing.total_minor;
+    let address = e.shipping_address.clone().or_else(|| order.shipping_address.clone());
+    if let Some(a) = &e.shipping_address {
+        crate::address::validate(a)?;
+    }
+
+    // New lines: priced and allocated as a placement of the same order would be.
+    let requote = match &e.lines {
+        None => None,
+        Some(_) if channel::KNOWN.contains(&order.channel.as_str()) => {
+            return Err(CommandError::ChannelTerms {
+                reason: "a channel's order is priced by the channel; change its lines there",
+            });
+        }
+        Some(lines) => {
+            let held = held_stock_of(&order, |_| true);
+            let c = PlaceOrder {
+                by: e.by.clone(),
+                channel: order.channel.clone(),
+                external_id: None,
+                buyer: order.buyer.clone(),
+                shipping_address: address.clone(),
+                lines: lines.clone(),
+                shipping_minor: order.pricing.shipping_minor,
+                note: order.note.clone(),
+                payment_method: order.payment_method.clone(),
+                coupon_codes: order.promotions.iter().filter_map(|p| p.coupon_code.clone()).collect(),
+                idempotency: None,
+                channel_terms: None,
+            };
+            let at = QuoteAt {
+                now,
+                promotions: order.created_at,
+                held: &held,
+                count_limits: false,
+            };
+            Some(quote(ws, &c, &at)?)
+        }
+    };
+    let owed = requote.as_ref().map_or(0, |q| q.pricing.total_minor) - order.pricing.total_minor;
+    let net_paid = order.paid_minor - order.refunded_minor;
+    let unpaid = order.status == OrderStatus::PendingPayment;
+
+    // From here on nothing fails: apply.
+    order.shipping_address = address;
+    if let Some(q) = requote {
+        release_all(ws, &order, &e.by.actor, now);
+        for a in &q.allocations {
+            let key = StockKey {
+                sku: a.sku,
+                warehouse: a.warehouse,
+            };
+            let m = ws.stock[&key]
+                .reserve(a.quantity)
+                .expect("the quote checked availability");
+            move_stock(ws, key, m, Some(order.id), &e.by.actor, now);
+        }
+        order.parcels = super::shipping::plan_parcels(&q.lines);
+        order.lines = q.lines;
+        order.pricing = q.pricing;
+        order.promotions = q.applied;
+    }
+    let total_after = order.pricing.total_minor;
+    let mut settled = json!(null);
+    if owed != 0 {
+        if unpaid || order.payment_method.as_deref() == Some(channel::CASH_ON_DELIVERY) {
+            // Nothing captured yet: the pending payment now expects the new total.
+            reprice_pending(ws, &order, total_after);
+        } else if total_after < net_paid {
+            let refunds = refund_captured(ws, &mut order, net_paid - total_after, "order edited", &e.by.actor, ctx)?;
+            settled = json!({ "refunded_minor": net_paid - total_after, "refunds": refunds });
+        } else if total_after > net_paid {
+            let due = total_after - net_paid;
+            let payment = new_pending_payment(ws, &order, due, ctx);
+            settled = json!({ "due_minor": due, "payment": payment });
+        }
+    }
+    order.revisions.push(Revision {
+        version: order.version,
+        at: now,
+        actor: e.by.actor.clone(),
+        reason: e.reason.clone(),
+        lines_changed: e.lines.is_some(),
+        address_changed: e.shipping_address.is_some(),
+        total_before,
+        total_after,
+    });
+    order.touch(now);
+    super::orders::emit_order(
+        ws,
+        &order,
+        kinds::ORDER_EDITED,
+        json!({
+            "version": order.version, "reason": e.reason, "lines_changed": e.lines.is_some(),
+            "address_changed": e.shipping_address.is_some(), "total_before": total_before,
+            "total_after": total_after, "settlement": settled,
+        }),
+        &e.by.actor,
+        now,
+    );
+    store_order(ws, order.clone());
+    Ok(Outcome::Order {
+        order: Box::new(order),
+        replayed: false,
+    })
+}
+
+fn reprice_pending(ws: &mut WorkingSet, order: &Order, total: i64) {
+    let Some(payments) = ws.payments.get_mut(&order.id) else {
+        return;
+    };
+    let Some(p) = payments.iter_mut().find(|p| p.status == PaymentStatus::Pending) else {
+        return;
+    };
+    p.expected_minor = total;
+    let id = p.id;
+    ws.touch_payment(order.id, id);
+}
