@@ -263,9 +263,16 @@ async fn unreadable_and_invalid_orders_are_kept_with_their_reason_codes() {
     let kept = channel_orders(&app, &shop.owner, "?status=unmapped").await;
     assert_eq!(kept.len(), 1, "only the unreadable body is left");
     let kept_id = kept[0]["external_id"].as_str().unwrap();
-    assert!(kept_id.starts_with("unread-"), "kept under a digest of the body: {kept_id}");
+    assert!(
+        kept_id.starts_with("unread-"),
+        "kept under a digest of the body: {kept_id}"
+    );
     let r = deliver(&app, "marketplace", &shop.id, "{\"order_id\": \"TB-9\", ", SECRET).await;
-    assert_eq!(r.json()["channel_order_id"], kept[0]["id"], "the same unreadable body is the same raw order");
+    assert_eq!(
+        r.json()["channel_order_id"],
+        kept[0]["id"],
+        "the same unreadable body is the same raw order"
+    );
 }
 
 #[tokio::test]
