@@ -169,7 +169,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if wants(Scenario::Import) {
         report.insert(
             "f_csv_import_sqlite".into(),
-            import(&sqlite("f.db"), args.import_rows).await?,
+            import(&sqlite("f.db"), args.import_rows, args.batch_max).await?,
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -625,9 +625,9 @@ async fn intake(database: &str, orders: usize, connections: usize) -> Result<Val
 
 /// CSV import through `Engine::import_orders` (what `ordo import orders` and
 /// `POST /api/v1/orders/import` run): `rows` one-line orders, then the same file again.
-async fn import(database: &str, rows: usize) -> Result<Value> {
+async fn import(database: &str, rows: usize, batch_max: usize) -> Result<Value> {
     let store = crate::open_store(database, Durability::Full).await?;
-    let f = fixture(store, 1024, 100, 1_000_000_000).await?;
+    let f = fixture(store, batch_max, 100, 1_000_000_000).await?;
     let mut csv = String::with_capacity(rows * 120);
     csv.push_str(
         "external_id,buyer_id,buyer_name,recipient,phone,province,city,district,line1,sku,quantity,shipping_minor,note\n",
@@ -667,5 +667,5 @@ async fn import(database: &str, rows: usize) -> Result<Value> {
             "rejected_samples": rejected, "seconds": secs, "rows_per_sec": (report.rows as f64 / secs).round(),
         }));
     }
-    Ok(json!({ "csv_bytes": csv.len(), "mean_batch": mean_batch(&f.engine), "runs": runs }))
+    Ok(json!({ "csv_bytes": csv.len(), "batch_max": batch_max, "mean_batch": mean_batch(&f.engine), "runs": runs }))
 }
