@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use futures_util::StreamExt as _;
+
 use ordo_core::ShopId;
 use ordo_core::auth::Principal;
 use ordo_core::batch::LineRequest;
@@ -13,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Engine, EngineError, EngineResult, NewOrder};
 
-/// Orders submitted at once; they share group commits.
-const CHUNK: usize = 2_000;
+/// Orders in flight at once: several full group commits' worth, so the writer's queue
+/// is never empty while answers are collected (no barrier between chunks).
+const WINDOW: usize = 8_192;
+/// How often (in orders) `progress` is called.
+const PROGRESS_EVERY: usize = 1_000;
 /// Most rows one import may carry.
 pub const IMPORT_ROWS_MAX: usize = 200_000;
 
@@ -172,41 +177,38 @@ impl Engine {
         let total = orders.len();
         let mut done = 0;
         let mut report = ImportReport::default();
-        let mut pending = orders.into_iter().peekable();
-        while pending.peek().is_some() {
-            let chunk: Vec<_> = pending.by_ref().take(CHUNK).collect();
-            let placed = futures_util::future::join_all(
-                chunk
-                    .iter()
-                    .map(|(_, _, order)| self.place_order(who, Some(shop), order.clone(), None)),
-            )
-            .await;
-            for ((external_id, lines, _), outcome) in chunk.into_iter().zip(placed) {
-                for line in lines {
-                    results.push(match &outcome {
-                        Ok((order, replayed)) => RowResult {
-                            line,
-                            external_id: Some(external_id.clone()),
-                            status: if *replayed {
-                                RowStatus::Duplicate
-                            } else {
-                                RowStatus::Created
-                            },
-                            order_id: Some(order.id.to_string()),
-                            error_code: None,
-                            error: None,
+        let mut placed = futures_util::stream::iter(orders.into_iter().map(|(external_id, lines, order)| async move {
+            let outcome = self.place_order(who, Some(shop), order, None).await;
+            (external_id, lines, outcome)
+        }))
+        .buffered(WINDOW);
+        while let Some((external_id, lines, outcome)) = placed.next().await {
+            for line in lines {
+                results.push(match &outcome {
+                    Ok((order, replayed)) => RowResult {
+                        line,
+                        external_id: Some(external_id.clone()),
+                        status: if *replayed {
+                            RowStatus::Duplicate
+                        } else {
+                            RowStatus::Created
                         },
-                        Err(e) => reject(line, Some(external_id.clone()), error_code(e), e.to_string()),
-                    });
-                }
-                match &outcome {
-                    Ok((_, true)) => report.orders_duplicate += 1,
-                    Ok((_, false)) => report.orders_created += 1,
-                    Err(_) => {}
-                }
-                done += 1;
+                        order_id: Some(order.id.to_string()),
+                        error_code: None,
+                        error: None,
+                    },
+                    Err(e) => reject(line, Some(external_id.clone()), error_code(e), e.to_string()),
+                });
             }
-            progress(done, total);
+            match &outcome {
+                Ok((_, true)) => report.orders_duplicate += 1,
+                Ok((_, false)) => report.orders_created += 1,
+                Err(_) => {}
+            }
+            done += 1;
+            if done % PROGRESS_EVERY == 0 || done == total {
+                progress(done, total);
+            }
         }
         results.sort_by_key(|r| r.line);
         report.rows = results.len();

@@ -56,6 +56,32 @@ pub struct BenchArgs {
     /// Orders for the batching-off run (it is slow by design).
     #[arg(long, default_value_t = 3_000)]
     pub naive_orders: usize,
+    /// Run only one scenario: `placement`, `flash-sale`, `http`, `intake` or `import`.
+    #[arg(long, value_enum)]
+    pub only: Option<Scenario>,
+    /// Shopify webhooks posted in the intake scenario (each a distinct order).
+    #[arg(long, default_value_t = 50_000)]
+    pub intake_orders: usize,
+    /// HTTP connections posting webhooks in the intake scenario.
+    #[arg(long, default_value_t = 128)]
+    pub intake_connections: usize,
+    /// CSV rows (one-line orders) in the import scenario.
+    #[arg(long, default_value_t = 200_000)]
+    pub import_rows: usize,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// (a) and (d): durable placement in-process, batched and unbatched.
+    Placement,
+    /// (b) the flash sale.
+    FlashSale,
+    /// (c) HTTP end to end.
+    Http,
+    /// (e) Shopify webhooks over HTTP, signatures checked.
+    Intake,
+    /// (f) CSV import.
+    Import,
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -68,62 +94,83 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
 
     let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
-    let store = crate::open_store(&sqlite("a.db"), Durability::Full).await?;
-    report.insert(
-        "a_sqlite_placement".into(),
-        placement(store, args.batch_max, args.orders, args.concurrency).await?,
-    );
-    let store = crate::open_store(&sqlite("d.db"), Durability::Full).await?;
-    report.insert(
-        "d_sqlite_placement_unbatched".into(),
-        placement(store, 1, args.naive_orders, args.concurrency).await?,
-    );
-    let store = crate::open_store(&sqlite("b.db"), Durability::Full).await?;
-    report.insert(
-        "b_sqlite_flash_sale".into(),
-        flash_sale(
-            store,
-            args.batch_max,
-            args.flash_attempts,
-            args.flash_units,
-            args.concurrency,
-        )
-        .await?,
-    );
+    let wants = |x: Scenario| args.only.is_none_or(|o| o == x);
+    if wants(Scenario::Placement) {
+        let store = crate::open_store(&sqlite("a.db"), Durability::Full).await?;
+        report.insert(
+            "a_sqlite_placement".into(),
+            placement(store, args.batch_max, args.orders, args.concurrency).await?,
+        );
+        let store = crate::open_store(&sqlite("d.db"), Durability::Full).await?;
+        report.insert(
+            "d_sqlite_placement_unbatched".into(),
+            placement(store, 1, args.naive_orders, args.concurrency).await?,
+        );
+    }
+    if wants(Scenario::FlashSale) {
+        let store = crate::open_store(&sqlite("b.db"), Durability::Full).await?;
+        report.insert(
+            "b_sqlite_flash_sale".into(),
+            flash_sale(
+                store,
+                args.batch_max,
+                args.flash_attempts,
+                args.flash_units,
+                args.concurrency,
+            )
+            .await?,
+        );
+    }
 
-    if !args.skip_postgres {
+    if !args.skip_postgres && (wants(Scenario::Placement) || wants(Scenario::FlashSale)) {
         match scratch_postgres(&args.postgres).await {
             Ok(url) => {
-                let store = crate::open_store(&url, Durability::Full).await?;
-                report.insert(
-                    "a_postgres_placement".into(),
-                    placement(store, args.batch_max, args.orders, args.concurrency).await?,
-                );
-                let store = crate::open_store(&url, Durability::Full).await?;
-                report.insert(
-                    "d_postgres_placement_unbatched".into(),
-                    placement(store, 1, args.naive_orders, args.concurrency).await?,
-                );
-                let store = crate::open_store(&url, Durability::Full).await?;
-                report.insert(
-                    "b_postgres_flash_sale".into(),
-                    flash_sale(
-                        store,
-                        args.batch_max,
-                        args.flash_attempts,
-                        args.flash_units,
-                        args.concurrency,
-                    )
-                    .await?,
-                );
+                if wants(Scenario::Placement) {
+                    let store = crate::open_store(&url, Durability::Full).await?;
+                    report.insert(
+                        "a_postgres_placement".into(),
+                        placement(store, args.batch_max, args.orders, args.concurrency).await?,
+                    );
+                    let store = crate::open_store(&url, Durability::Full).await?;
+                    report.insert(
+                        "d_postgres_placement_unbatched".into(),
+                        placement(store, 1, args.naive_orders, args.concurrency).await?,
+                    );
+                }
+                if wants(Scenario::FlashSale) {
+                    let store = crate::open_store(&url, Durability::Full).await?;
+                    report.insert(
+                        "b_postgres_flash_sale".into(),
+                        flash_sale(
+                            store,
+                            args.batch_max,
+                            args.flash_attempts,
+                            args.flash_units,
+                            args.concurrency,
+                        )
+                        .await?,
+                    );
+                }
             }
             Err(e) => {
                 report.insert("postgres".into(), json!({ "skipped": e.to_string() }));
             }
         }
     }
-    if !args.skip_http {
+    if !args.skip_http && wants(Scenario::Http) {
         report.insert("c_http_sqlite".into(), http(&sqlite("c.db"), &args).await?);
+    }
+    if wants(Scenario::Intake) {
+        report.insert(
+            "e_shopify_intake_http_sqlite".into(),
+            intake(&sqlite("e.db"), args.intake_orders, args.intake_connections).await?,
+        );
+    }
+    if wants(Scenario::Import) {
+        report.insert(
+            "f_csv_import_sqlite".into(),
+            import(&sqlite("f.db"), args.import_rows, args.batch_max).await?,
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
@@ -148,7 +195,8 @@ struct Fixture {
     owner: String,
 }
 
-async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> Result<Fixture> {
+/// The engine every scenario runs: the load generator is one key at full speed, so no rate limit.
+fn bench_engine(store: DynStore, batch_max: usize) -> Engine {
     let mut config = EngineConfig::new("bench-admin-token");
     config.batch_max = batch_max;
     config.writers = std::env::var("ORDO_WRITERS")
@@ -157,7 +205,11 @@ async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> 
         .unwrap_or(1);
     config.queue_capacity = 1 << 20;
     config.rate_limit.per_sec = 0; // the load generator is one key at full speed
-    let engine = Engine::start(store, crate::system_clock(), config);
+    Engine::start(store, crate::system_clock(), config)
+}
+
+async fn fixture(store: DynStore, batch_max: usize, skus: usize, units: i64) -> Result<Fixture> {
+    let engine = bench_engine(store, batch_max);
     let admin = Principal::PlatformAdmin;
     let shop = engine.create_shop(&admin, "bench", Currency::CNY).await?;
     let owner = engine.issue_key(&admin, shop.id, Role::Owner, "bench").await?.secret;
@@ -438,4 +490,183 @@ async fn load(
         "connections": connections, "target_rate": rate, "orders": lat.len(), "errors": errors, "seconds": secs,
         "orders_per_sec": (lat.len() as f64 / secs).round(), "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99),
     }))
+}
+
+/// Shopify's documented `orders/create` payload (three lines, paid, US address).
+const SHOPIFY_PAID: &str = include_str!("../../ordo-channels/tests/fixtures/shopify-order-paid.json");
+const SHOPIFY_SECRET: &str = "bench-shopify-app-secret-0123456789";
+
+/// Shopify webhooks over HTTP: `orders` distinct paid orders, each signed like Shopify
+/// signs them, posted by `connections` keep-alive connections. The server verifies every
+/// signature, parses the body, maps the lines and durably stores the raw order with the
+/// order, its captured payment and events before answering 201.
+async fn intake(database: &str, orders: usize, connections: usize) -> Result<Value> {
+    let store = crate::open_store(database, Durability::Full).await?;
+    let engine = bench_engine(store, 1024);
+    let admin = Principal::PlatformAdmin;
+    let shop = engine.create_shop(&admin, "shopify bench", Currency::USD).await?.id;
+    let w = engine
+        .create_warehouse(
+            &admin,
+            Some(shop),
+            NewWarehouse {
+                code: "US1".into(),
+                name: "bench".into(),
+                region: "US-NY".into(),
+            },
+        )
+        .await?;
+    for (sku, price) in [("SWTR-MER-M-NVY", 8900), ("CUP-CELADON-01", 2450), ("GIFT-WRAP", 500)] {
+        let p = NewProduct {
+            sku: sku.into(),
+            name: sku.into(),
+            kind: ordo_core::catalog::ProductKind::Physical,
+            price_minor: price,
+            weight_g: 300,
+            on_sale: true,
+            attributes: Default::default(),
+        };
+        engine.create_product(&admin, Some(shop), p).await?;
+        engine
+            .adjust_stock(&admin, Some(shop), sku, w.id, StockChange::Delta(1_000_000_000), None)
+            .await?;
+    }
+    engine
+        .configure_channel(&admin, Some(shop), "shopify", SHOPIFY_SECRET)
+        .await?;
+    // The fixture's gift-wrap line has no seller SKU: it is mapped by its variant.
+    let gift_wrap = ordo_core::channel::SkuMapping {
+        channel_key: "variant:43012934664357".into(),
+        sku: "GIFT-WRAP".into(),
+    };
+    engine
+        .put_sku_mappings(&admin, Some(shop), "shopify", vec![gift_wrap])
+        .await?;
+    let router = ordo_api::router(engine.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    // Bodies as Shopify sends them (compact JSON), a distinct order id each, signed
+    // before the clock starts: the generator's HMAC is not counted, the server's is.
+    let mut template: Value = serde_json::from_str(SHOPIFY_PAID)?;
+    let mut payloads = Vec::with_capacity(orders);
+    for n in 0..orders {
+        template["id"] = json!(6_000_000_000_000u64 + n as u64);
+        template["name"] = json!(format!("#{}", 1001 + n));
+        template["order_number"] = json!(1001 + n);
+        let body = serde_json::to_vec(&template)?;
+        let signature = ordo_channels::sign(SHOPIFY_SECRET.as_bytes(), &body);
+        payloads.push((bytes::Bytes::from(body), signature));
+    }
+    let body_bytes = payloads.first().map_or(0, |(b, _)| b.len());
+    let payloads = Arc::new(payloads);
+    let path: Arc<str> = format!("/api/v1/channels/shopify/orders?shop={shop}").into();
+
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (payloads, next, path) = (payloads.clone(), next.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors: Vec<String> = Vec::new();
+            let mut conn = match Conn::open(addr).await {
+                Ok(c) => c,
+                Err(e) => return (lat, vec![format!("connect: {e}")]),
+            };
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some((body, signature)) = payloads.get(n) else {
+                    return (lat, errors);
+                };
+                let headers = [
+                    ("x-shopify-hmac-sha256", signature.as_str()),
+                    ("x-shopify-topic", "orders/create"),
+                ];
+                let t = Instant::now();
+                match conn
+                    .send_bytes(hyper::Method::POST, &path, &headers, Some(body.clone()))
+                    .await
+                {
+                    Ok(r) if r.status == 201 => lat.push(t.elapsed().as_micros() as u64),
+                    Ok(r) => errors.push(format!("{}: {}", r.status, String::from_utf8_lossy(&r.body))),
+                    Err(e) => {
+                        errors.push(format!("request: {e}"));
+                        match Conn::open(addr).await {
+                            Ok(c) => conn = c,
+                            Err(_) => return (lat, errors),
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let mut lat = Vec::with_capacity(orders);
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors.extend(e);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    for e in errors.iter().take(5) {
+        eprintln!("intake: not 201: {e}");
+    }
+    Ok(json!({
+        "channel": "shopify", "orders": orders, "created_201": lat.len(), "errors": errors.len(),
+        "error_samples": errors.iter().take(5).collect::<Vec<_>>(), "connections": connections,
+        "body_bytes": body_bytes, "mean_batch": mean_batch(&engine), "seconds": secs,
+        "orders_per_sec": (lat.len() as f64 / secs).round(),
+        "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99),
+        "note": "server and load generator share this machine's cores; bodies signed before the clock starts",
+    }))
+}
+
+/// CSV import through `Engine::import_orders` (what `ordo import orders` and
+/// `POST /api/v1/orders/import` run): `rows` one-line orders, then the same file again.
+async fn import(database: &str, rows: usize, batch_max: usize) -> Result<Value> {
+    let store = crate::open_store(database, Durability::Full).await?;
+    let f = fixture(store, batch_max, 100, 1_000_000_000).await?;
+    let mut csv = String::with_capacity(rows * 120);
+    csv.push_str(
+        "external_id,buyer_id,buyer_name,recipient,phone,province,city,district,line1,sku,quantity,shipping_minor,note\n",
+    );
+    for n in 0..rows {
+        let (province, city, district) = if n % 2 == 0 {
+            ("广东省", "深圳市", "南山区")
+        } else {
+            ("上海市", "上海市", "浦东新区")
+        };
+        let sku = &f.skus[n % f.skus.len()];
+        csv.push_str(&format!(
+            "IMP-{n},b{n},张三,张三,13812345678,{province},{city},{district},科技园路 {n} 号,{sku},1,0,\n"
+        ));
+    }
+    let admin = Principal::PlatformAdmin;
+    let mut runs = Vec::new();
+    for pass in ["first", "again"] {
+        let started = Instant::now();
+        let report = f
+            .engine
+            .import_orders(&admin, Some(f.shop), "csv", csv.as_bytes(), |_, _| {})
+            .await?;
+        let secs = started.elapsed().as_secs_f64();
+        let rejected: Vec<_> = report
+            .results
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("line {}: {e}", r.line)))
+            .take(5)
+            .collect();
+        for e in &rejected {
+            eprintln!("import: rejected {e}");
+        }
+        runs.push(json!({
+            "pass": pass, "rows": report.rows, "orders_created": report.orders_created,
+            "orders_duplicate": report.orders_duplicate, "rows_rejected": report.rows_rejected,
+            "rejected_samples": rejected, "seconds": secs, "rows_per_sec": (report.rows as f64 / secs).round(),
+        }));
+    }
+    Ok(json!({ "csv_bytes": csv.len(), "batch_max": batch_max, "mean_batch": mean_batch(&f.engine), "runs": runs }))
 }

@@ -47,6 +47,17 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Response, Error> {
+        self.send_bytes(method, path, headers, body.map(Bytes::from)).await
+    }
+
+    /// Like [`Conn::send`], with a body that may be shared (cloning `Bytes` copies nothing).
+    pub async fn send_bytes(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Response, Error> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -57,7 +68,7 @@ impl Conn {
         if body.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
             req = req.header("content-type", "application/json");
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let req = req.body(Full::new(body.unwrap_or_default()))?;
         self.sender.ready().await?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
