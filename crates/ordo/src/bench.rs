@@ -525,6 +525,7 @@ async fn intake(database: &str, orders: usize, connections: usize) -> Result<Val
             weight_g: 300,
             on_sale: true,
             attributes: Default::default(),
+            presale_ships_at: None,
         };
         engine.create_product(&admin, Some(shop), p).await?;
         engine
