@@ -52,6 +52,7 @@ pub struct ShopView {
     pub purchase_limits: Vec<PurchaseLimitDto>,
     /// A virtual SKU's code pool below this raises `code_pool.low`.
     pub code_pool_low_at: i64,
+    pub merge_window_secs: i64,
     pub created_at: String,
     /// Buyer notifications: language and channels.
     pub notifications: crate::routes::notifications::NotificationSettingsDto,
@@ -163,6 +164,7 @@ impl From<&Shop> for ShopView {
             promotions: serde_json::to_value(&s.settings.promotions).unwrap_or_default(),
             purchase_limits: s.settings.purchase_limits.iter().map(PurchaseLimitDto::from).collect(),
             code_pool_low_at: s.settings.code_pool_low_at,
+            merge_window_secs: s.settings.merge_window_secs,
             created_at: time(s.created_at),
             notifications: (&s.settings.notifications).into(),
         }
@@ -189,6 +191,8 @@ pub struct UpdateSettings {
     pub purchase_limits: Option<Vec<PurchaseLimitDto>>,
     /// Alert when a code pool falls below this many codes (default 10).
     pub code_pool_low_at: Option<i64>,
+    /// One buyer's orders to one address placed within this many seconds merge into one shipment.
+    pub merge_window_secs: Option<i64>,
     /// Replaces the buyer-notification settings as a whole.
     pub notifications: Option<crate::routes::notifications::NotificationSettingsDto>,
 }

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{admin, catalog, channels, codes, edits, events, notifications, ops, orders, payments};
+use crate::routes::{admin, catalog, channels, codes, edits, events, notifications, ops, orders, payments, shipments};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::routes::{admin, catalog, channels, codes, edits, events, notification
         channels::webhook, channels::configure, channels::put_mappings, channels::list_mappings,
         channels::list_orders, channels::get_order, channels::retry,
         codes::add, codes::pool, codes::of_order, orders::deliver_codes, edits::edit,
+        shipments::merge_groups, shipments::ship_together,
         notifications::list,
     ),
     components(schemas(crate::problem::Problem, dto::OrderView, dto::ProductView)),

@@ -48,9 +48,16 @@ pub struct ShopSettings {
     /// Buyer notifications: locale and channels (K1).
     #[serde(default)]
     pub notifications: crate::notify::NotificationSettings,
+    /// One buyer's orders to one address placed within this many seconds ship as one parcel (A6).
+    #[serde(default = "merge_window_default")]
+    pub merge_window_secs: i64,
     /// A virtual SKU's code pool below this raises `code_pool.low` (G1).
     #[serde(default = "low_pool_default")]
     pub code_pool_low_at: i64,
+}
+
+fn merge_window_default() -> i64 {
+    crate::consolidation::MERGE_WINDOW_SECS_DEFAULT
 }
 
 fn low_pool_default() -> i64 {
@@ -103,6 +110,7 @@ impl ShopSettings {
             purchase_limits: Vec::new(),
             notifications: crate::notify::NotificationSettings::default(),
             code_pool_low_at: crate::batch::LOW_POOL_DEFAULT,
+            merge_window_secs: crate::consolidation::MERGE_WINDOW_SECS_DEFAULT,
         }
     }
 }
@@ -230,6 +238,9 @@ pub fn review(settings: &ShopSettings, order: &Order) -> Vec<String> {
 
 /// Checks the shop's limits and history rules; the error says which number is wrong.
 pub fn check_limits(settings: &ShopSettings) -> Result<(), String> {
+    if !(0..=30 * 86_400).contains(&settings.merge_window_secs) {
+        return Err("merge_window_secs must be between 0 and 2592000 (30 days)".into());
+    }
     if !(0..=1_000_000).contains(&settings.code_pool_low_at) {
         return Err("code_pool_low_at must be between 0 and 1000000".into());
     }

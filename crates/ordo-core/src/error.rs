@@ -74,6 +74,8 @@ pub enum CommandError {
     VersionConflict { expected: i64, current: i64 },
     #[error("an order that is {status} (or has started to ship) cannot be edited")]
     NotEditable { status: &'static str },
+    #[error("these orders cannot ship as one parcel: {0}")]
+    CannotMerge(#[from] crate::consolidation::MergeRefused),
     #[error("coupon `{code}` has been used up")]
     CouponUsedUp { code: String },
     #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
@@ -111,6 +113,7 @@ impl CommandError {
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
             CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::CannotMerge(_) => "cannot-merge",
             CommandError::VersionConflict { .. } => "version-conflict",
             CommandError::NotEditable { .. } => "not-editable",
             CommandError::ParcelRequired { .. } => "parcel-required",

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod batch;
 pub mod catalog;
 pub mod channel;
+pub mod consolidation;
 pub mod error;
 pub mod event;
 pub mod ids;

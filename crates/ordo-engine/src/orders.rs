@@ -3,7 +3,8 @@
 
 use ordo_core::auth::{Action, Actor, Principal};
 use ordo_core::batch::{
-    By, Command, EditOrder, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest, Step,
+    By, Command, EditOrder, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest,
+    ShipTogether, Step,
 };
 use ordo_core::order::{Address, Buyer, CancelReason, Order};
 use ordo_core::payment::{Payment, Refund};
@@ -11,6 +12,9 @@ use ordo_core::{OrderId, RefundId, ShopId};
 use ordo_store::OrderFilter;
 
 use crate::{Engine, EngineError, EngineResult};
+
+/// Most open orders one merge-group listing looks at.
+const MERGE_SCAN_MAX: usize = 10_000;
 
 /// What an editor changes on an order, and the version they saw.
 #[derive(Debug, Clone)]
@@ -203,6 +207,65 @@ impl Engine {
             .await?
         {
             Outcome::Order { order, .. } => Ok(*order),
+            _ => Err(crate::unexpected()),
+        }
+    }
+
+    /// The shop's fulfilling orders that should ship together (same buyer and
+    /// address within the merge window), each group oldest first.
+    pub async fn merge_groups(&self, who: &Principal, shop: Option<ShopId>) -> EngineResult<Vec<Vec<Order>>> {
+        let shop = self.scope(who, shop, Action::ReadOrders)?;
+        let window = self.inner.store.get_shop(shop).await?.settings.merge_window_secs;
+        let mut waiting = Vec::new();
+        let mut cursor = None;
+        // Bounded: a warehouse works through at most this many open orders at a time.
+        while waiting.len() < MERGE_SCAN_MAX {
+            let filter = OrderFilter {
+                status: Some(ordo_core::order::OrderStatus::Fulfilling),
+                cursor,
+                limit: 500,
+                ..OrderFilter::default()
+            };
+            let page = self.inner.store.list_orders(shop, &filter).await?;
+            cursor = page.last().map(|o| o.id);
+            let full = page.len() == 500;
+            waiting.extend(page);
+            if !full {
+                break;
+            }
+        }
+        let groups = ordo_core::consolidation::merge_groups(&waiting, window);
+        let by_id: std::collections::HashMap<OrderId, &Order> = waiting.iter().map(|o| (o.id, o)).collect();
+        Ok(groups
+            .into_iter()
+            .map(|g| g.iter().filter_map(|id| by_id.get(id).map(|o| (*o).clone())).collect())
+            .collect())
+    }
+
+    /// Ships several orders in one parcel under one tracking number (merged shipment).
+    pub async fn ship_together(
+        &self,
+        who: &Principal,
+        shop: Option<ShopId>,
+        orders: Vec<OrderId>,
+        carrier: String,
+        tracking_number: String,
+    ) -> EngineResult<Vec<Order>> {
+        let shop = self.scope(who, shop, Action::ShipOrders)?;
+        if orders.len() > BULK_MAX {
+            return Err(EngineError::invalid(
+                "bulk-size",
+                format!("give at most {BULK_MAX} order ids"),
+            ));
+        }
+        let cmd = Command::ShipTogether(Box::new(ShipTogether {
+            by: by(who, shop),
+            orders,
+            carrier,
+            tracking_number,
+        }));
+        match self.submit(cmd).await? {
+            Outcome::Orders(orders) => Ok(orders),
             _ => Err(crate::unexpected()),
         }
     }

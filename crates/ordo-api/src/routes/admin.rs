@@ -74,6 +74,9 @@ pub async fn update_settings(
         settings.promotions = serde_json::from_value(promotions)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-promotion", e.to_string()))?;
     }
+    if let Some(window) = req.merge_window_secs {
+        settings.merge_window_secs = window;
+    }
     if let Some(low) = req.code_pool_low_at {
         settings.code_pool_low_at = low;
     }

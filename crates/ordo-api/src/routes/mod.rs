@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod shipments;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -74,6 +75,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/orders/{id}/codes", get(codes::of_order))
         .route("/api/v1/orders/{id}/deliver-codes", post(orders::deliver_codes))
         .route("/api/v1/code-pools/{sku}", post(codes::add).get(codes::pool))
+        .route("/api/v1/shipments", post(shipments::ship_together))
+        .route("/api/v1/shipments/merge-groups", get(shipments::merge_groups))
         .route("/api/v1/orders/{id}/refunds", post(orders::refund).get(orders::refunds))
         .route("/api/v1/payments/{gateway}/notify", post(payments::notify))
         .route("/api/v1/channels/{channel}", put(channels::configure))

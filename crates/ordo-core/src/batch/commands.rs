@@ -64,6 +64,15 @@ pub struct EditOrder {
     pub reason: Option<String>,
 }
 
+/// Several orders leaving in one parcel (merged shipment, A6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipTogether {
+    pub by: By,
+    pub orders: Vec<OrderId>,
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
 /// An order a sales channel sent: recorded as received, then placed if it could
 /// be mapped (or kept with the reason it could not).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +144,7 @@ pub enum Command {
     PlaceOrder(Box<PlaceOrder>),
     IntakeChannelOrder(Box<ChannelIntake>),
     EditOrder(Box<EditOrder>),
+    ShipTogether(Box<ShipTogether>),
     PaymentNotice(PaymentNotice),
     Refund(RefundRequest),
     ResolvePaymentException {
@@ -188,6 +198,8 @@ pub enum Outcome {
         order: OrderId,
         result: PaymentResult,
     },
+    /// Orders that shipped together, as they stand after.
+    Orders(Vec<Order>),
     Refunds {
         order: Box<Order>,
         refunds: Vec<RefundId>,

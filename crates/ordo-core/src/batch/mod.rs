@@ -39,6 +39,7 @@ pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Resul
         Command::PlaceOrder(c) => orders::place(ws, c, ctx),
         Command::IntakeChannelOrder(c) => intake::intake(ws, c, ctx),
         Command::EditOrder(e) => edits::edit(ws, e, ctx),
+        Command::ShipTogether(s) => shipping::ship_together(ws, s, ctx),
         Command::PaymentNotice(n) => payments::notice(ws, n, ctx),
         Command::Refund(r) => payments::refund(ws, r, ctx),
         Command::ResolvePaymentException { order, accept, by } => {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::orders::{emit_order, ensure_level, held_stock_of, move_stock};
-use super::{By, Context, WorkingSet};
+use super::{By, Context, Outcome, ShipTogether, WorkingSet};
+use crate::consolidation::check_merge;
 use crate::event::kinds;
 use crate::order::{Order, OrderEvent, OrderLine, OrderStatus, Parcel, Shipment, TransitionError};
 use crate::{CommandError, Timestamp};
@@ -29,6 +30,48 @@ pub(super) fn plan_parcels(lines: &[OrderLine]) -> Vec<Parcel> {
             shipment: None,
         })
         .collect()
+}
+
+/// Ships several orders in one parcel: all or none, under one tracking number.
+pub(super) fn ship_together(
+    ws: &mut WorkingSet,
+    s: &ShipTogether,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let mut ids = s.orders.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    let orders = ids
+        .iter()
+        .map(|id| super::orders::scoped(ws, s.by.shop, *id))
+        .collect::<Result<Vec<&Order>, _>>()?;
+    let window = ws
+        .shops
+        .get(&s.by.shop)
+        .ok_or(CommandError::ShopNotFound)?
+        .merge_window_secs;
+    check_merge(&orders, window)?;
+    // Check the stock all of them take together, so no order ships unless all can.
+    let mut orders: Vec<Order> = orders.into_iter().cloned().collect();
+    let mut leaving: BTreeMap<crate::inventory::StockKey, (i64, String)> = BTreeMap::new();
+    for order in &orders {
+        for (key, qty) in held_stock_of(order, |_| true) {
+            let sku = order.lines.iter().find(|l| l.sku_id == key.sku).map(|l| l.sku.clone());
+            let entry = leaving.entry(key).or_insert((0, sku.unwrap_or_default()));
+            entry.0 += qty;
+        }
+    }
+    for (key, (qty, sku)) in leaving {
+        ensure_level(ws, s.by.shop, key, ctx.now);
+        ws.stock[&key]
+            .ship(qty)
+            .map_err(|source| CommandError::Stock { sku, source })?;
+    }
+    for order in &mut orders {
+        ship(ws, &s.by, order, &s.carrier, &s.tracking_number, None, ctx)?;
+        super::orders::store_order(ws, order.clone());
+    }
+    Ok(Outcome::Orders(orders))
 }
 
 pub(super) fn ship(

@@ -164,6 +164,11 @@ impl LoadRequest {
                     Err(_) => &None,
                 }
             }
+            Command::ShipTogether(s) => {
+                self.shops.insert(s.by.shop);
+                self.orders.extend(s.orders.iter().copied());
+                &None
+            }
             Command::EditOrder(e) => {
                 self.shops.insert(e.by.shop);
                 self.orders.insert(e.order);

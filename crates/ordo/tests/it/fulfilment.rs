@@ -272,3 +272,80 @@ async fn editing_a_paid_order_refunds_the_difference_or_asks_for_it() {
     .await;
     assert_eq!((status, problem(&body)), (409, "not-editable"), "{body:?}");
 }
+
+#[tokio::test]
+async fn one_buyers_orders_to_one_address_ship_as_one_parcel() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let place = |line1: &'static str, method: Option<&'static str>| {
+        let mut body = crate::support::order_body(json!([{ "sku": "A", "quantity": 1 }]));
+        body["shipping_address"]["line1"] = json!(line1);
+        if let Some(m) = method {
+            body["payment_method"] = json!(m);
+        }
+        let app = &app;
+        let shop = &shop;
+        async move {
+            let r = app.call(Method::POST, "/api/v1/orders", &shop.owner, Some(body)).await;
+            assert_eq!(r.status, 201, "{:?}", r.json());
+            let order = r.json();
+            if method.is_none() {
+                assert_eq!(app.pay(shop, &order).await.status, 200);
+            }
+            order["id"].as_str().unwrap().to_string()
+        }
+    };
+    let same = [
+        place("世纪大道 100 号", None).await,
+        place("世纪大道100号", None).await,
+        place("世纪大道 100 号", None).await,
+    ];
+    let elsewhere = place("南京路 1 号", None).await;
+    let cod = place("世纪大道 100 号", Some("cod")).await;
+
+    let groups = app
+        .call(Method::GET, "/api/v1/shipments/merge-groups", &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups:?}");
+    assert_eq!(
+        groups[0]["order_ids"],
+        json!(same),
+        "oldest first, without COD or the other address"
+    );
+
+    let ship = |ids: Vec<&String>| {
+        let body = json!({ "order_ids": ids, "carrier": "SF", "tracking_number": "SF-MERGED-1" });
+        let app = &app;
+        let shop = &shop;
+        async move {
+            app.call(Method::POST, "/api/v1/shipments", &shop.owner, Some(body))
+                .await
+        }
+    };
+    let r = ship(vec![&same[0], &cod]).await;
+    assert_eq!((r.status, problem(&r.json())), (422, "cannot-merge"), "{:?}", r.json());
+    let r = ship(vec![&same[0], &elsewhere]).await;
+    assert_eq!((r.status, problem(&r.json())), (422, "cannot-merge"));
+    assert_eq!(
+        app.stock(&shop.owner, "A").await["reserved"],
+        5,
+        "a refused merge ships nothing"
+    );
+
+    let r = ship(same.iter().collect()).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    for o in r.json().as_array().unwrap() {
+        assert_eq!(
+            (o["status"].as_str(), o["shipment"]["tracking_number"].as_str()),
+            (Some("shipped"), Some("SF-MERGED-1"))
+        );
+    }
+    let a = app.stock(&shop.owner, "A").await;
+    assert_eq!((a["on_hand"].as_i64(), a["reserved"].as_i64()), (Some(97), Some(2)));
+    let groups = app
+        .call(Method::GET, "/api/v1/shipments/merge-groups", &shop.owner, None)
+        .await
+        .json();
+    assert_eq!(groups, json!([]));
+}
