@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ordo_core::auth::Actor;
 use ordo_core::batch::{
-    self, AdjustStock, By, Changes, ExternalRef, IdempotencyClaim, IdempotencyKey, IdempotencyRecord,
+    self, AdjustStock, By, Changes, EditOrder, ExternalRef, IdempotencyClaim, IdempotencyKey, IdempotencyRecord,
     LINE_QUANTITY_MAX, LineRequest, NoticeKey, PaymentResult, PlaceOrder, RefundRequest, Step, StockChange,
 };
 use ordo_core::catalog::{Product, ProductKind, ShopSettings, Warehouse};
@@ -314,6 +314,12 @@ enum Op {
     Tick {
         secs: i64,
     },
+    /// New lines for an order (A8); `stale` edits an older version than the order's.
+    Edit {
+        order: Pick,
+        lines: Vec<(usize, i64)>,
+        stale: bool,
+    },
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
@@ -420,6 +426,8 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(sku, warehouse, change)| Op::Adjust { sku, warehouse, change }),
         2 => prop_oneof![3 => 1i64..=600, 1 => 1_800i64..=4_000].prop_map(|secs| Op::Tick { secs }),
+        3 => (pick(), prop::collection::vec((0usize..4, 1i64..=5), 1..=3), prop::bool::weighted(0.1))
+            .prop_map(|(order, lines, stale)| Op::Edit { order, lines, stale }),
     ]
 }
 
@@ -490,6 +498,9 @@ enum Expect {
         key: StockKey,
         on_hand: i64,
     },
+    /// An edit of this order: it succeeds (a new version, same status) or fails
+    /// (stock, address) changing nothing; the invariants check the money and stock.
+    Edited(OrderId),
 }
 
 impl Expect {
@@ -499,6 +510,7 @@ impl Expect {
             Expect::Moved { order, .. } | Expect::Payment { order, .. } | Expect::Refunded { order, .. } => {
                 Some(*order)
             }
+            Expect::Edited(order) => Some(*order),
             _ => None,
         }
     }
@@ -778,6 +790,14 @@ impl Harness {
                 *blank_reason,
             ),
             Op::Adjust { sku, warehouse, change } => self.plan_adjust(*sku, *warehouse, *change),
+            Op::Edit { order, lines, stale } => self.plan_edit(
+                self.order_id(
+                    *order,
+                    status_in(&[S::PendingPayment, S::PaymentException, S::OnHold, S::Fulfilling]),
+                ),
+                lines,
+                *stale,
+            ),
         };
         Some(planned)
     }
@@ -880,7 +900,14 @@ impl Harness {
 
     fn plan_pay(&mut self, id: OrderId, kind: PayKind, tx: TxPick) -> (Command, Expect) {
         let order = self.order(SHOP, id).cloned();
-        let total = order.as_ref().map_or(1_000, |o| o.pricing.total_minor);
+        // A further payment an edit asked for, on an order past payment.
+        let due = order
+            .as_ref()
+            .filter(|o| !matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Cancelled))
+            .and_then(|o| self.ws.payments.get(&o.id))
+            .and_then(|ps| ps.iter().find(|p| p.status == PaymentStatus::Pending))
+            .map(|p| p.expected_minor);
+        let total = due.unwrap_or_else(|| order.as_ref().map_or(1_000, |o| o.pricing.total_minor));
         let (succeeded, amount_minor, currency) = match kind {
             PayKind::Exact | PayKind::EmptyTransactionId => (true, total, CNY),
             PayKind::Under(d) => (true, (total - d).max(0), CNY),
@@ -931,7 +958,7 @@ impl Harness {
                     Expect::Err("empty-field")
                 } else if !succeeded {
                     payment(PaymentResult::Failed, o.status, 0)
-                } else if o.status == OrderStatus::PendingPayment {
+                } else if o.status == OrderStatus::PendingPayment || due.is_some() {
                     let check = if currency != CNY {
                         AmountCheck::WrongCurrency
                     } else if amount_minor < total {
@@ -941,7 +968,14 @@ impl Harness {
                     } else {
                         AmountCheck::Exact
                     };
-                    if check == AmountCheck::Exact {
+                    if due.is_some() {
+                        let result = if check == AmountCheck::Exact {
+                            PaymentResult::Captured
+                        } else {
+                            PaymentResult::Mismatch(check)
+                        };
+                        payment(result, o.status, counted)
+                    } else if check == AmountCheck::Exact {
                         payment(PaymentResult::Captured, self.reviewed(&o), counted)
                     } else {
                         payment(PaymentResult::Mismatch(check), OrderStatus::PaymentException, counted)
@@ -1050,6 +1084,33 @@ impl Harness {
         (cmd, expect)
     }
 
+    fn plan_edit(&self, id: OrderId, lines: &[(usize, i64)], stale: bool) -> (Command, Expect) {
+        let order = self.ws.orders.get(&id);
+        let version = order.map_or(1, |o| o.version);
+        let cmd = Command::EditOrder(Box::new(EditOrder {
+            by: by(),
+            order: id,
+            expected_version: if stale { version - 1 } else { version },
+            lines: Some(
+                lines
+                    .iter()
+                    .map(|&(sku, quantity)| LineRequest {
+                        sku: sku_code(sku).into(),
+                        quantity,
+                    })
+                    .collect(),
+            ),
+            shipping_address: None,
+            reason: Some("buyer asked".into()),
+        }));
+        let expect = match order {
+            None => Expect::Err("order-not-found"),
+            Some(_) if stale => Expect::Err("version-conflict"),
+            Some(_) => Expect::Edited(id),
+        };
+        (cmd, expect)
+    }
+
     // --- checking one command's result ---------------------------------------
 
     fn check_result(
@@ -1061,6 +1122,11 @@ impl Harness {
         result: &Result<Outcome, CommandError>,
         changes: &Changes,
     ) {
+        if let (Err(_), Expect::Edited(_)) = (result, expect) {
+            assert!(before == after, "a failing edit changed the working set\n{ctx}");
+            assert!(is_empty(changes), "a failing edit recorded changes: {changes:?}\n{ctx}");
+            return;
+        }
         if let Err(err) = result {
             let Expect::Err(code) = expect else {
                 panic!("unexpected error\n{ctx}");
@@ -1224,6 +1290,19 @@ impl Harness {
                     "{ctx}"
                 );
                 assert_eq!(before.stock, after.stock, "a refund moved stock\n{ctx}");
+            }
+            Expect::Edited(id) => {
+                let Outcome::Order { order, replayed: false } = outcome else {
+                    panic!("expected the edited order\n{ctx}");
+                };
+                assert_eq!(order.id, *id, "{ctx}");
+                let (was, now) = (&before.orders[id], &after.orders[id]);
+                assert_eq!(now.status, was.status, "an edit moves no status\n{ctx}");
+                assert_eq!(now.revisions.len(), was.revisions.len() + 1, "{ctx}");
+                assert_eq!(
+                    now.revisions.last().map(|r| r.total_after),
+                    Some(now.pricing.total_minor)
+                );
             }
             Expect::Stock { key, on_hand } => {
                 let Outcome::Stock(level) = outcome else {
@@ -1413,15 +1492,17 @@ impl Harness {
             );
 
             // Order shape per status.
-            let pending = pays.iter().filter(|p| p.status == PaymentStatus::Pending).count();
+            let pending: Vec<&Payment> = pays.iter().filter(|p| p.status == PaymentStatus::Pending).collect();
             let unpaid = o.status == OrderStatus::PendingPayment;
-            assert_eq!(
-                pending,
-                usize::from(unpaid),
-                "pending payments of {} ({:?}) {at}",
-                o.id,
-                o.status
-            );
+            if unpaid {
+                assert_eq!(pending.len(), 1, "pending payments of {} {at}", o.id);
+                assert_eq!(pending[0].expected_minor, o.pricing.total_minor, "{at}");
+            } else if let Some(due) = pending.first() {
+                // An edit raised a paid order's total: one further payment is asked for.
+                assert_eq!(pending.len(), 1, "pending payments of {} {at}", o.id);
+                assert!(!matches!(o.status, OrderStatus::Cancelled), "{at}");
+                assert!(due.expected_minor > 0, "{at}");
+            }
             assert_eq!(o.payment_due_at.is_some(), unpaid, "deadline of {} {at}", o.id);
             assert_eq!(o.status == OrderStatus::Cancelled, o.cancel_reason.is_some(), "{at}");
             let left_warehouse = matches!(

@@ -13,7 +13,8 @@ use crate::channel;
 use crate::event::kinds;
 use crate::inventory::StockKey;
 use crate::order::{Order, OrderStatus, Revision};
-use crate::payment::PaymentStatus;
+use crate::event::NewEvent;
+use crate::payment::{PaymentEvent, PaymentStatus};
 
 fn editable(order: &Order) -> Result<(), CommandError> {
     let open = matches!(
@@ -117,13 +118,21 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
         if unpaid || order.payment_method.as_deref() == Some(channel::CASH_ON_DELIVERY) {
             // Nothing captured yet: the pending payment now expects the new total.
             reprice_pending(ws, &order, total_after);
-        } else if total_after < net_paid {
-            let refunds = refund_captured(ws, &mut order, net_paid - total_after, "order edited", &e.by.actor, ctx)?;
-            settled = json!({ "refunded_minor": net_paid - total_after, "refunds": refunds });
-        } else if total_after > net_paid {
+        } else {
             let due = total_after - net_paid;
-            let payment = new_pending_payment(ws, &order, due, ctx);
-            settled = json!({ "due_minor": due, "payment": payment });
+            if due > 0 && reprice_pending(ws, &order, due) {
+                settled = json!({ "due_minor": due });
+            } else if due > 0 {
+                let payment = new_pending_payment(ws, &order, due, ctx);
+                settled = json!({ "due_minor": due, "payment": payment });
+            } else {
+                // Nothing is owed any more; a further payment asked for earlier lapses.
+                expire_pending(ws, &order, &e.by.actor, now);
+                if due < 0 {
+                    let refunds = refund_captured(ws, &mut order, -due, "order edited", &e.by.actor, ctx)?;
+                    settled = json!({ "refunded_minor": -due, "refunds": refunds });
+                }
+            }
         }
     }
     order.revisions.push(Revision {
@@ -156,14 +165,38 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
     })
 }
 
-fn reprice_pending(ws: &mut WorkingSet, order: &Order, total: i64) {
-    let Some(payments) = ws.payments.get_mut(&order.id) else {
-        return;
+/// Sets what the order's pending payment expects; false when there is none.
+fn reprice_pending(ws: &mut WorkingSet, order: &Order, expected_minor: i64) -> bool {
+    let Some(p) = ws
+        .payments
+        .get_mut(&order.id)
+        .and_then(|ps| ps.iter_mut().find(|p| p.status == PaymentStatus::Pending))
+    else {
+        return false;
     };
-    let Some(p) = payments.iter_mut().find(|p| p.status == PaymentStatus::Pending) else {
-        return;
-    };
-    p.expected_minor = total;
+    p.expected_minor = expected_minor;
     let id = p.id;
     ws.touch_payment(order.id, id);
+    true
+}
+
+fn expire_pending(ws: &mut WorkingSet, order: &Order, actor: &crate::auth::Actor, now: crate::Timestamp) {
+    let Some(p) = ws
+        .payments
+        .get_mut(&order.id)
+        .and_then(|ps| ps.iter_mut().find(|p| p.status == PaymentStatus::Pending))
+    else {
+        return;
+    };
+    p.resolve(PaymentEvent::Expire, now).expect("pending payments can expire");
+    let id = p.id;
+    ws.touch_payment(order.id, id);
+    ws.emit(NewEvent {
+        shop: Some(order.shop),
+        subject: id.to_string(),
+        kind: kinds::PAYMENT_EXPIRED,
+        payload: json!({ "order": order.id, "reason": "order edited" }),
+        actor: actor.clone(),
+        at: now,
+    });
 }
