@@ -504,6 +504,9 @@ pub struct OrderLineView {
     pub codes_delivered: usize,
     /// Pre-sale: the line ships from this date.
     pub ships_at: Option<String>,
+    /// Units of the line refunded so far, and what they came to.
+    pub refunded_quantity: i64,
+    pub refunded_minor: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -653,6 +656,8 @@ impl OrderView {
                     digital: l.digital,
                     codes_delivered: l.codes.len(),
                     ships_at: l.ships_at.map(time),
+                    refunded_quantity: l.refunded_quantity,
+                    refunded_minor: l.refunded_minor,
                 })
                 .collect(),
             pricing: PricingView {
@@ -850,8 +855,20 @@ pub struct ResolvePayment {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
-    pub amount_minor: i64,
+    /// The amount to refund; or give `lines` instead.
+    pub amount_minor: Option<i64>,
+    /// Units of order lines to refund, each at its share of the line's price after
+    /// discounts (the last unit of a line takes the remainder).
+    pub lines: Option<Vec<LineRefundDto>>,
     pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRefundDto {
+    /// Index into the order's `lines`.
+    pub line: usize,
+    pub quantity: i64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -76,6 +76,10 @@ pub enum CommandError {
     NotEditable { status: &'static str },
     #[error("these orders cannot ship as one parcel: {0}")]
     CannotMerge(#[from] crate::consolidation::MergeRefused),
+    #[error("the order has no line {line}")]
+    NoSuchLine { line: usize },
+    #[error("line {line} has {left} unit(s) left to refund")]
+    LineRefundQuantity { line: usize, left: i64 },
     #[error("coupon `{code}` has been used up")]
     CouponUsedUp { code: String },
     #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
@@ -113,6 +117,8 @@ impl CommandError {
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
             CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::NoSuchLine { .. } => "no-such-line",
+            CommandError::LineRefundQuantity { .. } => "line-refund-quantity",
             CommandError::CannotMerge(_) => "cannot-merge",
             CommandError::VersionConflict { .. } => "version-conflict",
             CommandError::NotEditable { .. } => "not-editable",

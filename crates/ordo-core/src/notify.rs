@@ -462,6 +462,8 @@ mod tests {
                 digital: false,
                 codes: Vec::new(),
                 ships_at: None,
+                refunded_quantity: 0,
+                refunded_minor: 0,
             }],
             pricing: Pricing {
                 currency: Currency::CNY,

@@ -214,6 +214,11 @@ pub struct OrderLine {
     /// Pre-sale: the line ships from this date, in a parcel of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ships_at: Option<Timestamp>,
+    /// Units refunded by line, and what they came to (B4).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refunded_quantity: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refunded_minor: i64,
 }
 
 impl Order {
@@ -226,6 +231,22 @@ impl Order {
 }
 
 impl OrderLine {
+    /// What refunding `quantity` more units of the line comes to: its price after
+    /// discount, shared by units; the last unit takes the remainder, so a fully
+    /// refunded line refunds exactly what it cost.
+    pub fn refund_for(&self, quantity: i64) -> Option<i64> {
+        let left = self.quantity - self.refunded_quantity;
+        if quantity < 1 || quantity > left {
+            return None;
+        }
+        let net = self.total_minor - self.discount_minor;
+        if quantity == left {
+            return Some(net - self.refunded_minor);
+        }
+        let share = i128::from(net) * i128::from(quantity) / i128::from(self.quantity);
+        i64::try_from(share).ok()
+    }
+
     /// Codes this line still waits for.
     pub fn codes_owed(&self) -> i64 {
         if self.digital {

@@ -1048,6 +1048,7 @@ impl Harness {
             by: by(),
             order: id,
             amount_minor,
+            lines: Vec::new(),
             reason: if blank_reason { "  " } else { "damaged in transit" }.into(),
             idempotency: None,
         });

@@ -95,3 +95,52 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Refunding a line unit by unit, in any split, gives back exactly what the
+    /// line cost after its discount, never more.
+    #[test]
+    fn line_refunds_sum_exactly_to_the_line(
+        quantity in 1i64..=50,
+        unit in 0i64..=100_000,
+        discount_part in 0u32..=10_000,
+        splits in prop::collection::vec(1i64..=50, 1..20),
+    ) {
+        let total = unit * quantity;
+        let discount = total * i64::from(discount_part) / 10_000;
+        let mut line = ordo_core::order::OrderLine {
+            sku_id: ordo_core::ProductId(1),
+            sku: "A".into(),
+            name: "A".into(),
+            quantity,
+            unit_price_minor: unit,
+            total_minor: total,
+            warehouse: None,
+            discount_minor: discount,
+            digital: false,
+            codes: vec![],
+            ships_at: None,
+            refunded_quantity: 0,
+            refunded_minor: 0,
+        };
+        for q in splits {
+            let left = line.quantity - line.refunded_quantity;
+            match line.refund_for(q) {
+                Some(amount) => {
+                    prop_assert!(q <= left);
+                    prop_assert!(amount >= 0);
+                    line.refunded_quantity += q;
+                    line.refunded_minor += amount;
+                    prop_assert!(line.refunded_minor <= total - discount);
+                }
+                None => prop_assert!(q > left),
+            }
+        }
+        if let Some(last) = line.refund_for(line.quantity - line.refunded_quantity) {
+            line.refunded_minor += last;
+            line.refunded_quantity = line.quantity;
+        }
+        prop_assert_eq!(line.refunded_quantity, quantity);
+        prop_assert_eq!(line.refunded_minor, total - discount);
+    }
+}

@@ -30,7 +30,7 @@ pub use auth::{IssuedKey, hash_secret};
 pub use catalog::{NewProduct, NewWarehouse, ProductPatch};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, EngineResult};
-pub use orders::{NewOrder, OrderEdit, OrderPage};
+pub use orders::{NewOrder, OrderEdit, OrderPage, RefundOf};
 pub use rate::RateLimit;
 
 use crate::metrics::Metrics;

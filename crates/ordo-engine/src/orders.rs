@@ -3,8 +3,8 @@
 
 use ordo_core::auth::{Action, Actor, Principal};
 use ordo_core::batch::{
-    By, Command, EditOrder, IdempotencyClaim, IdempotencyRecord, LineRequest, Outcome, PlaceOrder, RefundRequest,
-    ShipTogether, Step,
+    By, Command, EditOrder, IdempotencyClaim, IdempotencyRecord, LineRefund, LineRequest, Outcome, PlaceOrder,
+    RefundRequest, ShipTogether, Step,
 };
 use ordo_core::order::{Address, Buyer, CancelReason, Order};
 use ordo_core::payment::{Payment, Refund};
@@ -15,6 +15,13 @@ use crate::{Engine, EngineError, EngineResult};
 
 /// Most open orders one merge-group listing looks at.
 const MERGE_SCAN_MAX: usize = 10_000;
+
+/// What a refund gives back: an amount, or units of lines at their share of the price.
+#[derive(Debug, Clone)]
+pub enum RefundOf {
+    Amount(i64),
+    Lines(Vec<LineRefund>),
+}
 
 /// What an editor changes on an order, and the version they saw.
 #[derive(Debug, Clone)]
@@ -344,7 +351,7 @@ impl Engine {
         who: &Principal,
         shop: Option<ShopId>,
         id: OrderId,
-        amount_minor: i64,
+        what: RefundOf,
         reason: String,
         idempotency: Option<IdempotencyClaim>,
     ) -> EngineResult<(Order, Vec<RefundId>, bool)> {
@@ -352,7 +359,14 @@ impl Engine {
         let cmd = Command::Refund(RefundRequest {
             by: by(who, shop),
             order: id,
-            amount_minor,
+            amount_minor: match &what {
+                RefundOf::Amount(a) => *a,
+                RefundOf::Lines(_) => 0,
+            },
+            lines: match what {
+                RefundOf::Amount(_) => Vec::new(),
+                RefundOf::Lines(lines) => lines,
+            },
             reason,
             idempotency,
         });

@@ -1098,6 +1098,7 @@ async fn payment_notice_is_processed_once(store: Arc<dyn Store>) {
         by: w.by(),
         order: order.id,
         amount_minor: 100,
+        lines: Vec::new(),
         reason: "damaged".into(),
         idempotency: None,
     });

@@ -3,9 +3,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ordo_core::OrderId;
-use ordo_core::batch::{LineRequest, Step};
+use ordo_core::batch::{LineRefund, LineRequest, Step};
 use ordo_core::order::{CancelReason, OrderStatus};
-use ordo_engine::NewOrder;
+use ordo_engine::{NewOrder, RefundOf};
 use ordo_store::OrderFilter;
 use serde::Deserialize;
 
@@ -423,10 +423,25 @@ pub async fn refund(State(s): State<AppState>, Path(id): Path<String>, p: Post) 
     if req.reason.chars().count() > 500 {
         return Err(unprocessable("field-too-long", "reason has at most 500 characters"));
     }
-    let (order, ids, was_replayed) = s
-        .engine
-        .refund(&c.who, c.shop, id, req.amount_minor, req.reason, claim)
-        .await?;
+    let what = match (req.amount_minor, req.lines) {
+        (Some(amount), None) => RefundOf::Amount(amount),
+        (None, Some(lines)) if !lines.is_empty() && lines.len() <= 100 => RefundOf::Lines(
+            lines
+                .into_iter()
+                .map(|l| LineRefund {
+                    line: l.line,
+                    quantity: l.quantity,
+                })
+                .collect(),
+        ),
+        _ => {
+            return Err(unprocessable(
+                "invalid-refund",
+                "give either amount_minor or 1 to 100 lines",
+            ));
+        }
+    };
+    let (order, ids, was_replayed) = s.engine.refund(&c.who, c.shop, id, what, req.reason, claim).await?;
     let all = s.engine.refunds_of(&c.who, c.shop, id).await?;
     let refunds = all
         .iter()

@@ -89,9 +89,19 @@ pub struct ChannelIntake {
 pub struct RefundRequest {
     pub by: By,
     pub order: OrderId,
+    /// The amount, when no `lines` are given.
     pub amount_minor: i64,
+    /// Units of lines to refund, each at its share of the price after discounts.
+    pub lines: Vec<LineRefund>,
     pub reason: String,
     pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// Units of one order line (by its index) to refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRefund {
+    pub line: usize,
+    pub quantity: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,10 +10,10 @@ use super::payments::{new_pending_payment, refund_captured};
 use super::{Context, EditOrder, Outcome, PlaceOrder, WorkingSet};
 use crate::CommandError;
 use crate::channel;
+use crate::event::NewEvent;
 use crate::event::kinds;
 use crate::inventory::StockKey;
 use crate::order::{Order, OrderStatus, Revision};
-use crate::event::NewEvent;
 use crate::payment::{PaymentEvent, PaymentStatus};
 
 fn editable(order: &Order) -> Result<(), CommandError> {
@@ -25,7 +25,11 @@ fn editable(order: &Order) -> Result<(), CommandError> {
             | OrderStatus::OnHold
             | OrderStatus::Fulfilling
     );
-    let started = order.parcels.iter().any(|p| p.shipment.is_some()) || order.lines.iter().any(|l| !l.codes.is_empty());
+    let started = order.parcels.iter().any(|p| p.shipment.is_some())
+        || order
+            .lines
+            .iter()
+            .any(|l| !l.codes.is_empty() || l.refunded_quantity > 0);
     if open && !started {
         Ok(())
     } else {
@@ -188,7 +192,8 @@ fn expire_pending(ws: &mut WorkingSet, order: &Order, actor: &crate::auth::Actor
     else {
         return;
     };
-    p.resolve(PaymentEvent::Expire, now).expect("pending payments can expire");
+    p.resolve(PaymentEvent::Expire, now)
+        .expect("pending payments can expire");
     let id = p.id;
     ws.touch_payment(order.id, id);
     ws.emit(NewEvent {

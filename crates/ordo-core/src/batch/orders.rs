@@ -167,6 +167,8 @@ pub(super) fn quote(ws: &WorkingSet, c: &PlaceOrder, at: &QuoteAt<'_>) -> Result
             digital: p.kind == ProductKind::Virtual,
             codes: Vec::new(),
             ships_at: p.presale_ships_at.filter(|t| *t > at.now),
+            refunded_quantity: 0,
+            refunded_minor: 0,
         });
     }
     match &c.shipping_address {

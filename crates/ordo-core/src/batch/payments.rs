@@ -446,7 +446,12 @@ pub(super) fn refund(ws: &mut WorkingSet, r: &RefundRequest, ctx: &mut Context<'
     if r.reason.trim().is_empty() {
         return Err(CommandError::Empty { field: "reason" });
     }
-    let refunds = refund_captured(ws, &mut order, r.amount_minor, &r.reason, &r.by.actor, ctx)?;
+    let amount = if r.lines.is_empty() {
+        r.amount_minor
+    } else {
+        refund_lines(&mut order, &r.lines)?
+    };
+    let refunds = refund_captured(ws, &mut order, amount, &r.reason, &r.by.actor, ctx)?;
     order.updated_at = ctx.now;
     order.version += 1;
     store_order(ws, order.clone());
@@ -459,6 +464,26 @@ pub(super) fn refund(ws: &mut WorkingSet, r: &RefundRequest, ctx: &mut Context<'
         refunds,
         replayed: false,
     })
+}
+
+/// Marks units of lines refunded and returns what they come to; fails (changing
+/// nothing the caller keeps) on an unknown line or more units than are left.
+fn refund_lines(order: &mut Order, lines: &[super::LineRefund]) -> Result<i64, CommandError> {
+    let mut total = 0i64;
+    for r in lines {
+        let line = order
+            .lines
+            .get_mut(r.line)
+            .ok_or(CommandError::NoSuchLine { line: r.line })?;
+        let amount = line.refund_for(r.quantity).ok_or(CommandError::LineRefundQuantity {
+            line: r.line,
+            left: line.quantity - line.refunded_quantity,
+        })?;
+        line.refunded_quantity += r.quantity;
+        line.refunded_minor += amount;
+        total += amount;
+    }
+    Ok(total)
 }
 
 /// Refunds `amount` from the order's captured payments, oldest first. Fails without

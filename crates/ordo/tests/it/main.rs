@@ -9,4 +9,5 @@ mod limits;
 mod notifications;
 mod payments;
 mod process;
+mod refunds;
 mod support;
