@@ -254,6 +254,15 @@ impl Engine {
         }
     }
 
+    /// The shop's product with this SKU code; another shop's reads as not found.
+    pub(crate) async fn product_by_sku(&self, shop: ShopId, sku: &str) -> EngineResult<Product> {
+        self.inner
+            .store
+            .find_product_by_sku(shop, sku)
+            .await?
+            .ok_or(EngineError::NotFound)
+    }
+
     pub async fn stock_of(
         &self,
         who: &Principal,
@@ -261,12 +270,7 @@ impl Engine {
         sku: &str,
     ) -> EngineResult<(Product, Vec<StockLevel>)> {
         let shop = self.scope(who, shop, Action::ReadStock)?;
-        let product = self
-            .inner
-            .store
-            .find_product_by_sku(shop, sku)
-            .await?
-            .ok_or(EngineError::NotFound)?;
+        let product = self.product_by_sku(shop, sku).await?;
         let levels = self.inner.store.stock_of(shop, product.id).await?;
         Ok((product, levels))
     }
@@ -290,12 +294,7 @@ impl Engine {
         limit: u32,
     ) -> EngineResult<Vec<(i64, LedgerEntry)>> {
         let shop = self.scope(who, shop, Action::ReadStock)?;
-        let product = self
-            .inner
-            .store
-            .find_product_by_sku(shop, sku)
-            .await?
-            .ok_or(EngineError::NotFound)?;
+        let product = self.product_by_sku(shop, sku).await?;
         Ok(self.inner.store.ledger(shop, product.id, after, limit).await?)
     }
 }

@@ -125,12 +125,7 @@ impl Engine {
     ) -> EngineResult<CodesAdded> {
         let shop = self.scope(who, shop, Action::WriteStock)?;
         let key = self.codes_key()?;
-        let product = self
-            .inner
-            .store
-            .find_product_by_sku(shop, sku)
-            .await?
-            .ok_or(EngineError::NotFound)?;
+        let product = self.product_by_sku(shop, sku).await?;
         if product.kind != ProductKind::Virtual {
             return Err(EngineError::invalid(
                 "not-virtual",
@@ -185,12 +180,7 @@ impl Engine {
     /// Unassigned codes of a virtual SKU.
     pub async fn codes_available(&self, who: &Principal, shop: Option<ShopId>, sku: &str) -> EngineResult<i64> {
         let shop = self.scope(who, shop, Action::ReadStock)?;
-        let product = self
-            .inner
-            .store
-            .find_product_by_sku(shop, sku)
-            .await?
-            .ok_or(EngineError::NotFound)?;
+        let product = self.product_by_sku(shop, sku).await?;
         Ok(self.inner.store.codes_available(shop, product.id).await?)
     }
 

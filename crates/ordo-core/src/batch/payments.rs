@@ -85,18 +85,8 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
         .and_then(|ps| ps.iter().position(|p| p.status == PaymentStatus::Pending))
         .filter(|_| !matches!(order.status, OrderStatus::PendingPayment | OrderStatus::Cancelled));
     if let Some(i) = supplement {
-        let payments = ws.payments.get_mut(&n.order).expect("pending payment exists");
-        let p = &mut payments[i];
-        p.resolve(PaymentEvent::Capture, now)?;
-        capture_into(p, n);
-        let check = check_amount(p.expected_minor, p.currency, n.amount_minor, n.currency);
-        let pid = p.id;
-        ws.touch_payment(n.order, pid);
-        if same_currency {
-            order.paid_minor += n.amount_minor;
-        }
+        let check = capture_pending(ws, &mut order, i, n, &actor, now)?;
         order.touch(now);
-        emit_capture(ws, &order, pid, n, &actor, now);
         let result = if check == AmountCheck::Exact {
             PaymentResult::Captured
         } else {
@@ -119,17 +109,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
     }
     let result = match pending {
         Some(i) => {
-            let payments = ws.payments.get_mut(&n.order).expect("pending payment exists");
-            let p = &mut payments[i];
-            p.resolve(PaymentEvent::Capture, now)?;
-            capture_into(p, n);
-            let check = check_amount(p.expected_minor, p.currency, n.amount_minor, n.currency);
-            let pid = p.id;
-            ws.touch_payment(n.order, pid);
-            if same_currency {
-                order.paid_minor += n.amount_minor;
-            }
-            emit_capture(ws, &order, pid, n, &actor, now);
+            let check = capture_pending(ws, &mut order, i, n, &actor, now)?;
             if check == AmountCheck::Exact {
                 order.apply(OrderEvent::PaymentCaptured, now)?;
                 emit(
@@ -194,6 +174,30 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
     };
     store_order(ws, order);
     Ok(Outcome::Payment { order: n.order, result })
+}
+
+/// Captures the order's pending payment at index `i` with the notice's money and
+/// says how the amount compares with what it expected.
+fn capture_pending(
+    ws: &mut WorkingSet,
+    order: &mut Order,
+    i: usize,
+    n: &PaymentNotice,
+    actor: &Actor,
+    now: crate::Timestamp,
+) -> Result<AmountCheck, CommandError> {
+    let payments = ws.payments.get_mut(&n.order).expect("pending payment exists");
+    let p = &mut payments[i];
+    p.resolve(PaymentEvent::Capture, now)?;
+    capture_into(p, n);
+    let check = check_amount(p.expected_minor, p.currency, n.amount_minor, n.currency);
+    let pid = p.id;
+    ws.touch_payment(n.order, pid);
+    if n.currency == order.pricing.currency {
+        order.paid_minor += n.amount_minor;
+    }
+    emit_capture(ws, order, pid, n, actor, now);
+    Ok(check)
 }
 
 fn capture_into(p: &mut Payment, n: &PaymentNotice) {

@@ -4,11 +4,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, spawn_app};
-
-fn problem_type(v: &Value) -> &str {
-    v["type"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("")
-}
+use crate::support::{ADMIN, problem_type, spawn_app};
 
 #[tokio::test]
 async fn placing_an_order_prices_it_from_the_catalogue_and_reserves_stock() {

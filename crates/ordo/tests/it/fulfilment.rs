@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Shop, TestApp, spawn_app};
+use crate::support::{Shop, TestApp, problem_type, spawn_app};
 
 const DAY: i64 = 86_400;
 
@@ -46,15 +46,6 @@ async fn ship(app: &TestApp, shop: &Shop, id: &str, parcel: Option<usize>) -> (u
     (r.status, r.json())
 }
 
-fn problem(v: &Value) -> &str {
-    v["type"]
-        .as_str()
-        .unwrap_or_default()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
     let app = spawn_app().await;
@@ -76,9 +67,9 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
     let id = order["id"].as_str().unwrap();
 
     let (status, body) = ship(&app, &shop, id, None).await;
-    assert_eq!((status, problem(&body)), (422, "parcel-required"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (422, "parcel-required"), "{body:?}");
     let (status, body) = ship(&app, &shop, id, Some(1)).await;
-    assert_eq!((status, problem(&body)), (422, "presale-not-ready"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (422, "presale-not-ready"), "{body:?}");
 
     let (status, body) = ship(&app, &shop, id, Some(0)).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("fulfilling")), "{body:?}");
@@ -92,7 +83,7 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
         "still held"
     );
     let (status, body) = ship(&app, &shop, id, Some(0)).await;
-    assert_eq!((status, problem(&body)), (422, "no-such-parcel"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (422, "no-such-parcel"), "{body:?}");
 
     app.clock.advance_secs(2 * DAY + 1);
     let (status, body) = ship(&app, &shop, id, None).await;
@@ -172,7 +163,7 @@ async fn an_unpaid_order_is_edited_against_its_version_and_stock_follows() {
         json!({ "version": v, "lines": [{ "sku": "A", "quantity": 1 }] }),
     )
     .await;
-    assert_eq!((status, problem(&body)), (409, "version-conflict"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (409, "version-conflict"), "{body:?}");
     let (status, body) = edit(
         &app,
         &shop,
@@ -180,7 +171,7 @@ async fn an_unpaid_order_is_edited_against_its_version_and_stock_follows() {
         json!({ "version": edited["version"], "lines": [{ "sku": "B", "quantity": 11 }] }),
     )
     .await;
-    assert_eq!((status, problem(&body)), (422, "insufficient-stock"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (422, "insufficient-stock"), "{body:?}");
     assert_eq!(
         app.stock(&shop.owner, "A").await["reserved"],
         3,
@@ -270,7 +261,7 @@ async fn editing_a_paid_order_refunds_the_difference_or_asks_for_it() {
         json!({ "version": shipped["version"], "lines": [{ "sku": "A", "quantity": 1 }] }),
     )
     .await;
-    assert_eq!((status, problem(&body)), (409, "not-editable"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (409, "not-editable"), "{body:?}");
 }
 
 #[tokio::test]
@@ -324,9 +315,14 @@ async fn one_buyers_orders_to_one_address_ship_as_one_parcel() {
         }
     };
     let r = ship(vec![&same[0], &cod]).await;
-    assert_eq!((r.status, problem(&r.json())), (422, "cannot-merge"), "{:?}", r.json());
+    assert_eq!(
+        (r.status, problem_type(&r.json())),
+        (422, "cannot-merge"),
+        "{:?}",
+        r.json()
+    );
     let r = ship(vec![&same[0], &elsewhere]).await;
-    assert_eq!((r.status, problem(&r.json())), (422, "cannot-merge"));
+    assert_eq!((r.status, problem_type(&r.json())), (422, "cannot-merge"));
     assert_eq!(
         app.stock(&shop.owner, "A").await["reserved"],
         5,

@@ -4,16 +4,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Shop, TestApp, order_body, spawn_app};
-
-fn problem(v: &Value) -> &str {
-    v["type"]
-        .as_str()
-        .unwrap_or_default()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-}
+use crate::support::{Shop, TestApp, order_body, problem_type, spawn_app};
 
 async fn place(app: &TestApp, shop: &Shop, buyer: &str, lines: Value, coupon: Option<&str>) -> (u16, Value) {
     let mut body = order_body(lines);
@@ -52,10 +43,14 @@ async fn coupons_and_purchase_limits_hold_across_orders() {
     let (status, first) = place(&app, &shop, "u1", a.clone(), Some("HELLO10")).await;
     assert_eq!((status, first["pricing"]["discount_minor"].as_i64()), (201, Some(100)));
     let (status, body) = place(&app, &shop, "u1", a.clone(), Some("HELLO10")).await;
-    assert_eq!((status, problem(&body)), (422, "coupon-per-buyer-limit"), "{body:?}");
+    assert_eq!(
+        (status, problem_type(&body)),
+        (422, "coupon-per-buyer-limit"),
+        "{body:?}"
+    );
     assert_eq!(place(&app, &shop, "u2", a.clone(), Some("HELLO10")).await.0, 201);
     let (status, body) = place(&app, &shop, "u3", a.clone(), Some("HELLO10")).await;
-    assert_eq!((status, problem(&body)), (422, "coupon-used-up"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (422, "coupon-used-up"), "{body:?}");
 
     // A cancelled order gives its use back.
     let r = app
@@ -72,7 +67,7 @@ async fn coupons_and_purchase_limits_hold_across_orders() {
     let b = |n: i64| json!([{ "sku": "B", "quantity": n }]);
     assert_eq!(place(&app, &shop, "u4", b(2), None).await.0, 201);
     let (status, body) = place(&app, &shop, "u4", b(2), None).await;
-    assert_eq!((status, problem(&body)), (422, "purchase-limit"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (422, "purchase-limit"), "{body:?}");
     assert_eq!(place(&app, &shop, "u4", b(1), None).await.0, 201, "up to the limit");
     assert_eq!(place(&app, &shop, "u5", b(2), None).await.0, 201, "per buyer");
     let stock = app.stock(&shop.owner, "B").await;
@@ -87,7 +82,7 @@ async fn coupons_and_purchase_limits_hold_across_orders() {
             Some(bad),
         )
         .await;
-    assert_eq!((r.status, problem(&r.json())), (422, "invalid-setting"));
+    assert_eq!((r.status, problem_type(&r.json())), (422, "invalid-setting"));
 }
 
 #[tokio::test]

@@ -4,16 +4,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::support::spawn_app;
-
-fn problem(v: &Value) -> &str {
-    v["type"]
-        .as_str()
-        .unwrap_or_default()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-}
+use crate::support::{problem_type, spawn_app};
 
 #[tokio::test]
 async fn units_of_a_line_refund_its_discounted_price_exactly() {
@@ -77,15 +68,19 @@ async fn units_of_a_line_refund_its_discounted_price_exactly() {
     assert_eq!(body["order"]["lines"][0]["refunded_quantity"], 3);
 
     let (status, body) = refund(json!({ "lines": [{ "line": 0, "quantity": 1 }], "reason": "again" })).await;
-    assert_eq!((status, problem(&body)), (422, "line-refund-quantity"), "{body:?}");
+    assert_eq!((status, problem_type(&body)), (422, "line-refund-quantity"), "{body:?}");
     let (status, body) = refund(json!({ "lines": [{ "line": 7, "quantity": 1 }], "reason": "x" })).await;
-    assert_eq!((status, problem(&body)), (422, "no-such-line"));
+    assert_eq!((status, problem_type(&body)), (422, "no-such-line"));
     let (status, body) =
         refund(json!({ "amount_minor": 1, "lines": [{ "line": 0, "quantity": 1 }], "reason": "x" })).await;
-    assert_eq!((status, problem(&body)), (422, "invalid-refund"));
+    assert_eq!((status, problem_type(&body)), (422, "invalid-refund"));
     // Shipping is refunded by amount; never more than was captured.
     let (status, body) = refund(json!({ "amount_minor": 801, "reason": "shipping" })).await;
-    assert_eq!((status, problem(&body)), (422, "refund-exceeds-captured"), "{body:?}");
+    assert_eq!(
+        (status, problem_type(&body)),
+        (422, "refund-exceeds-captured"),
+        "{body:?}"
+    );
     let (status, _) = refund(json!({ "amount_minor": 800, "reason": "shipping" })).await;
     assert_eq!(status, 201);
 }

@@ -246,6 +246,11 @@ pub fn order_body(lines: Value) -> Value {
     })
 }
 
+/// The code a problem+json body names (the last segment of its `type`).
+pub fn problem_type(v: &Value) -> &str {
+    v["type"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("")
+}
+
 /// Unix milliseconds of an RFC 3339 time as the API renders it.
 pub fn parse_ms(v: &Value) -> i64 {
     ordo_api::dto::parse_time(v.as_str().expect("a time"))
