@@ -22,7 +22,7 @@ pub enum MergeRefused {
     DifferentBuyerOrAddress,
     #[error("cash-on-delivery orders ship on their own")]
     CashOnDelivery,
-    #[error("an order ships in parcels of its own (pre-sale)")]
+    #[error("an order holds pre-sale goods, which ship on their own date")]
     SplitOrder,
     #[error("the orders were placed further apart than the shop's merge window")]
     OutsideWindow,
@@ -37,7 +37,7 @@ fn mergeable(o: &Order) -> Result<(), MergeRefused> {
     if o.payment_method.as_deref() == Some(CASH_ON_DELIVERY) {
         return Err(MergeRefused::CashOnDelivery);
     }
-    if !o.parcels.is_empty() {
+    if !o.parcels.is_empty() || o.lines.iter().any(|l| l.ships_at.is_some()) {
         return Err(MergeRefused::SplitOrder);
     }
     Ok(())

@@ -80,6 +80,8 @@ pub enum CommandError {
     NoSuchLine { line: usize },
     #[error("line {line} has {left} unit(s) left to refund")]
     LineRefundQuantity { line: usize, left: i64 },
+    #[error("the buyer still owes {due_minor} from an edit; it ships once paid")]
+    PaymentDue { due_minor: i64 },
     #[error("coupon `{code}` has been used up")]
     CouponUsedUp { code: String },
     #[error("coupon `{code}` may be used on {max} order(s) per buyer, and this buyer has used it up")]
@@ -117,6 +119,7 @@ impl CommandError {
             CommandError::Empty { .. } => "empty-field",
             CommandError::NoPaymentException => "no-payment-exception",
             CommandError::CouponUsedUp { .. } => "coupon-used-up",
+            CommandError::PaymentDue { .. } => "payment-due",
             CommandError::NoSuchLine { .. } => "no-such-line",
             CommandError::LineRefundQuantity { .. } => "line-refund-quantity",
             CommandError::CannotMerge(_) => "cannot-merge",

@@ -741,15 +741,28 @@ impl Harness {
             ),
             Op::Ship { order, blank_carrier } => {
                 let carrier = if *blank_carrier { "" } else { "SF Express" };
-                self.plan_step(
+                let id = self.order_id(*order, status_in(&[S::Fulfilling]));
+                let (cmd, expect) = self.plan_step(
                     SHOP,
-                    self.order_id(*order, status_in(&[S::Fulfilling])),
+                    id,
                     Step::Ship {
                         carrier: carrier.into(),
                         tracking_number: "SF1234567890".into(),
                         parcel: None,
                     },
-                )
+                );
+                // Money an edit asked for holds a fulfilling order back.
+                let owes = self
+                    .ws
+                    .payments
+                    .get(&id)
+                    .is_some_and(|ps| ps.iter().any(|p| p.status == PaymentStatus::Pending));
+                let moving = matches!(expect, Expect::Moved { .. });
+                if owes && moving {
+                    (cmd, Expect::Err("payment-due"))
+                } else {
+                    (cmd, expect)
+                }
             }
             Op::Deliver { order } => self.plan_step(
                 SHOP,

@@ -233,6 +233,12 @@ impl Notifier {
             Err(StoreError::NotFound) => return Ok(Err(ProviderError::Rejected("order not found".into()))),
             Err(e) => return Err(e),
         };
+        if template == Template::PaymentReminder && order.status != ordo_core::order::OrderStatus::PendingPayment {
+            // Paid (or cancelled) since the reminder was planned: a reminder now would mislead.
+            return Ok(Err(ProviderError::Rejected(
+                "not sent: the order no longer awaits payment".into(),
+            )));
+        }
         let listed = match (&self.codes, template) {
             (Some(source), Template::CodesDelivered) => match source.delivered_codes(n.shop, n.order).await {
                 Ok(codes) => Some(codes),

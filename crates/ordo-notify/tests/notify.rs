@@ -589,3 +589,39 @@ async fn delivered_codes_are_listed_when_a_code_source_is_given() {
         assert!(!n.data.to_string().contains("AAAA"), "{n:?}");
     }
 }
+
+#[tokio::test]
+async fn a_reminder_that_comes_after_payment_is_not_sent() {
+    let w = World::new().await;
+    let sink = SmtpSink::start().await;
+    let shop = w.shop(Locale::En, true, false).await;
+    let order = w.place(shop, "WEB-LATE").await;
+    // The reminder fires (25 minutes in, by default), then the buyer pays before
+    // the notifier's next round.
+    w.clock.advance_secs(26 * 60);
+    assert_eq!(w.engine.run_due_reminders().await.unwrap(), 1);
+    w.pay(&order).await;
+    let notifier = w.notifier(email_only(
+        SmtpProvider::new("127.0.0.1", sink.port, "shop@example.com").unwrap(),
+    ));
+    notifier.run_once().await.unwrap();
+    let log = w.log(shop).await;
+    let reminder = log
+        .iter()
+        .find(|n| n.template == "order.payment_reminder")
+        .expect("planned");
+    assert_eq!(reminder.status, ordo_core::notify::DeliveryStatus::Failed);
+    assert!(
+        reminder
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no longer awaits payment")
+    );
+    let subjects: Vec<String> = sink.mails().iter().map(Mail::subject).collect();
+    assert!(
+        subjects.iter().all(|s| !s.to_lowercase().contains("remind")),
+        "{subjects:?}"
+    );
+    assert_eq!(subjects.len(), 2, "placed and paid: {subjects:?}");
+}

@@ -117,10 +117,26 @@ pub(super) fn ship(
         }
         .into());
     }
-    if let Some(p) = chosen
-        && let Some(ships_at) = order.parcels[p].ships_at.filter(|t| *t > now)
-    {
+    // Pre-sale goods wait for their date, whether in a parcel of their own or
+    // making up the whole order.
+    let ships_at = match chosen {
+        Some(p) => order.parcels[p].ships_at,
+        None => order.lines.iter().filter_map(|l| l.ships_at).max(),
+    };
+    if let Some(ships_at) = ships_at.filter(|t| *t > now) {
         return Err(CommandError::PresaleNotReady { ships_at });
+    }
+    // Money an edit asked for must arrive before the goods leave (cash on delivery
+    // is collected by the carrier).
+    if order.payment_method.as_deref() != Some(crate::channel::CASH_ON_DELIVERY)
+        && let Some(due) = ws
+            .payments
+            .get(&order.id)
+            .and_then(|ps| ps.iter().find(|p| p.status == crate::payment::PaymentStatus::Pending))
+    {
+        return Err(CommandError::PaymentDue {
+            due_minor: due.expected_minor,
+        });
     }
     let lines: Option<&[u32]> = chosen.map(|p| order.parcels[p].lines.as_slice());
     let leaving = held_stock_of(order, |i| lines.is_none_or(|ls| ls.contains(&(i as u32))));

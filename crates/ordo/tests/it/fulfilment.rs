@@ -68,6 +68,14 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
 
     let (status, body) = ship(&app, &shop, id, None).await;
     assert_eq!((status, problem_type(&body)), (422, "parcel-required"), "{body:?}");
+    let only_presale = app
+        .place(&shop.owner, json!([{ "sku": "TEA-NEW", "quantity": 1 }]))
+        .await
+        .json();
+    assert_eq!(only_presale["parcels"], json!([]), "one parcel, the whole order");
+    assert_eq!(app.pay(&shop, &only_presale).await.status, 200);
+    let (status, body) = ship(&app, &shop, only_presale["id"].as_str().unwrap(), None).await;
+    assert_eq!((status, problem_type(&body)), (422, "presale-not-ready"), "{body:?}");
     let (status, body) = ship(&app, &shop, id, Some(1)).await;
     assert_eq!((status, problem_type(&body)), (422, "presale-not-ready"), "{body:?}");
 
@@ -79,7 +87,7 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
     let tea = app.stock(&shop.owner, "TEA-NEW").await;
     assert_eq!(
         (tea["on_hand"].as_i64(), tea["reserved"].as_i64()),
-        (Some(20), Some(2)),
+        (Some(20), Some(3)),
         "still held"
     );
     let (status, body) = ship(&app, &shop, id, Some(0)).await;
@@ -94,7 +102,7 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
     );
     assert_eq!(body["shipment"]["tracking_number"], "SF9");
     let tea = app.stock(&shop.owner, "TEA-NEW").await;
-    assert_eq!((tea["on_hand"].as_i64(), tea["reserved"].as_i64()), (Some(18), Some(0)));
+    assert_eq!((tea["on_hand"].as_i64(), tea["reserved"].as_i64()), (Some(18), Some(1)));
 
     // Once the pre-sale date has passed, the SKU is in stock and ships with the rest.
     let later = app
@@ -229,6 +237,19 @@ async fn editing_a_paid_order_refunds_the_difference_or_asks_for_it() {
         .find(|p| p["status"] == "pending")
         .expect("an amount due");
     assert_eq!(due["expected_minor"], 1000);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{}/ship", order["id"].as_str().unwrap()),
+            &shop.owner,
+            Some(json!({ "carrier": "SF", "tracking_number": "SF0" })),
+        )
+        .await;
+    assert_eq!(
+        (r.status, problem_type(&r.json())),
+        (422, "payment-due"),
+        "ships once the difference is paid"
+    );
     let r = app
         .notify(&crate::support::payment(&shop, &bigger, 1000, "CNY", "txn-due-1"))
         .await;
