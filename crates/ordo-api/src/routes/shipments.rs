@@ -48,6 +48,16 @@ pub async fn merge_groups(State(s): State<AppState>, c: Caller) -> ApiResult<Jso
 #[utoipa::path(post, path = "/api/v1/shipments", tag = "orders", request_body = ShipTogetherRequest,
     responses((status = 200, body = Vec<OrderView>), (status = 422, body = crate::problem::Problem)))]
 pub async fn ship_together(State(s): State<AppState>, p: Post) -> ApiResult<Json<Vec<OrderView>>> {
+    let (idem, replay) = super::idem::begin(&s.engine, p.claim).await?;
+    let who = &p.caller.who;
+    if let Some(rec) = replay {
+        // The same request again: the orders it shipped, as they stand now.
+        let mut orders = Vec::new();
+        for id in rec.resource.split(',').filter_map(|id| id.parse::<OrderId>().ok()) {
+            orders.push(OrderView::new(&s.engine.get_order(who, p.caller.shop, id).await?, who));
+        }
+        return Ok(Json(orders));
+    }
     let req: ShipTogetherRequest = json_body(&p.body)?;
     if req.carrier.len() > 64 || req.tracking_number.len() > 64 {
         return Err(ApiError::new(
@@ -62,10 +72,11 @@ pub async fn ship_together(State(s): State<AppState>, p: Post) -> ApiResult<Json
         .map(|id| id.parse::<OrderId>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::bad_request("invalid-order-id", e.to_string()))?;
-    let who = &p.caller.who;
     let shipped = s
         .engine
         .ship_together(who, p.caller.shop, ids, req.carrier, req.tracking_number)
         .await?;
+    let ids: Vec<String> = shipped.iter().map(|o| o.id.to_string()).collect();
+    idem.finish(&s.engine, 200, ids.join(",")).await?;
     Ok(Json(shipped.iter().map(|o| OrderView::new(o, who)).collect()))
 }

@@ -350,8 +350,26 @@ async fn one_buyers_orders_to_one_address_ship_as_one_parcel() {
         "a refused merge ships nothing"
     );
 
-    let r = ship(same.iter().collect()).await;
+    let body = json!({ "order_ids": same, "carrier": "SF", "tracking_number": "SF-MERGED-1" });
+    let headers = [("idempotency-key", "merge-1")];
+    let r = app
+        .call_with(
+            Method::POST,
+            "/api/v1/shipments",
+            &shop.owner,
+            &headers,
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
+    let again = app
+        .call_with(Method::POST, "/api/v1/shipments", &shop.owner, &headers, Some(body))
+        .await;
+    assert_eq!(
+        (again.status, again.json()),
+        (200, r.json()),
+        "a retry with the key replays"
+    );
     for o in r.json().as_array().unwrap() {
         assert_eq!(
             (o["status"].as_str(), o["shipment"]["tracking_number"].as_str()),
