@@ -117,6 +117,10 @@ pub async fn seed(engine: &Engine) -> Result<Seeded> {
                         )
                         .await?;
                 }
+            } else {
+                // Gift-card codes, so paid virtual orders deliver at once.
+                let codes = (1..=300).map(|c| format!("DEMO-{sku}-{c:04}")).collect();
+                engine.add_codes(&admin, Some(shop.id), &sku, codes).await?;
             }
             skus.push(sku);
         }
