@@ -17,7 +17,7 @@ use hyper::Method;
 use ordo::client::{self, Conn, Response};
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, order_body, scratch_dir};
+use crate::support::{ADMIN, CODES_KEY, GATEWAY_SECRET, order_body, scratch_dir};
 
 /// How often readiness and exit are polled.
 const POLL: Duration = Duration::from_millis(50);
@@ -184,6 +184,7 @@ async fn call(addr: SocketAddr, method: Method, path: &str, token: &str, body: O
 
 /// A shop with an owner key, one warehouse and one physical SKU with `units` on hand.
 struct ShopSetup {
+    id: String,
     owner: String,
 }
 
@@ -236,7 +237,7 @@ async fn setup_shop(addr: SocketAddr, sku: &str, units: i64) -> ShopSetup {
     )
     .await;
     assert_eq!(r.status, 200, "receive stock: {}", body_text(&r));
-    ShopSetup { owner }
+    ShopSetup { id: shop, owner }
 }
 
 /// The serialized body of a one-line order; `note` carries a tag (the
@@ -865,5 +866,175 @@ async fn no_oversell_across_two_processes_on_postgres() {
         assert_eq!(ids, placed, "orders listed vs orders acknowledged");
         assert_stock_consistent(addr, &shop.owner, SKU, UNITS, &orders).await;
     }
+    drop((one, two));
+}
+
+/// Runs `tasks` at once, half against each address, and returns their results in order.
+async fn race<T: Send + 'static, F>(addrs: [SocketAddr; 2], tasks: usize, task: F) -> Vec<T>
+where
+    F: Fn(usize, SocketAddr) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
+{
+    let gate = Arc::new(tokio::sync::Barrier::new(tasks));
+    let handles: Vec<_> = (0..tasks)
+        .map(|i| {
+            let gate = gate.clone();
+            let work = task(i, addrs[i % 2]);
+            tokio::spawn(async move {
+                gate.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks);
+    for h in handles {
+        out.push(
+            tokio::time::timeout(Duration::from_secs(120), h)
+                .await
+                .expect("an answer within 120 s")
+                .expect("task panicked"),
+        );
+    }
+    out
+}
+
+/// A coupon's uses and a code pool are counted once across two processes on one
+/// PostgreSQL database: the counter and pool rows are locked by the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coupons_and_code_pools_hold_across_two_processes_on_postgres() {
+    const BUYERS: usize = 200;
+    const USES: usize = 20;
+    const CARDS: usize = 100;
+    const CODES: usize = 30;
+    let pg = PgDb::create().await;
+    let dir = Scratch::new("pg-limits");
+    let env = [("ORDO_CODES_KEY", CODES_KEY)];
+    let one = Server::start(&pg.url, &dir.0, "one", &env).await;
+    let two = Server::start(&pg.url, &dir.0, "two", &env).await;
+    let shop = setup_shop(one.addr, "TEA", 10_000).await;
+    let owner = shop.owner.clone();
+    let settings = json!({ "promotions": [{
+        "id": "twenty", "coupon_code": "TWENTY", "kind": { "type": "fixed", "amount_minor": 100 }, "usage_limit": USES
+    }] });
+    let r = call(
+        one.addr,
+        Method::PUT,
+        &format!("/api/v1/shops/{}/settings", shop.id),
+        &owner,
+        Some(&settings),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    let r = call(
+        one.addr,
+        Method::PUT,
+        &format!("/api/v1/shops/{}/gateways/generic", shop.id),
+        &owner,
+        Some(&json!({ "secret": GATEWAY_SECRET })),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", body_text(&r));
+    let card = json!({ "sku": "CARD", "name": "礼品卡", "price_minor": 3000, "kind": "virtual" });
+    assert_eq!(
+        call(one.addr, Method::POST, "/api/v1/products", &owner, Some(&card))
+            .await
+            .status,
+        201
+    );
+    let codes: Vec<String> = (0..CODES).map(|i| format!("PG-CARD-{i:03}")).collect();
+    let r = call(
+        one.addr,
+        Method::POST,
+        "/api/v1/code-pools/CARD",
+        &owner,
+        Some(&json!({ "codes": codes })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+
+    // Coupon: every buyer tries, half through each process.
+    let answers = race([one.addr, two.addr], BUYERS, |i, addr| {
+        let owner = owner.clone();
+        Box::pin(async move {
+            let mut body = order_body(json!([{ "sku": "TEA", "quantity": 1 }]));
+            body["buyer"]["id"] = json!(format!("coupon-buyer-{i}"));
+            body["coupon_codes"] = json!(["TWENTY"]);
+            let r = call(addr, Method::POST, "/api/v1/orders", &owner, Some(&body)).await;
+            (r.status, problem_type(&r))
+        })
+    })
+    .await;
+    let granted = answers.iter().filter(|(s, _)| *s == 201).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, t)| *s == 422 && t.ends_with("/coupon-used-up"))
+        .count();
+    assert_eq!((granted, refused), (USES, BUYERS - USES), "{answers:?}");
+
+    // Codes: orders placed, then all paid at once, half through each process.
+    let mut cards = Vec::new();
+    for i in 0..CARDS {
+        let mut body = order_body(json!([{ "sku": "CARD", "quantity": 1 }]));
+        body["buyer"]["id"] = json!(format!("card-buyer-{i}"));
+        let r = call(one.addr, Method::POST, "/api/v1/orders", &owner, Some(&body)).await;
+        assert_eq!(r.status, 201, "{}", body_text(&r));
+        cards.push(r.json());
+    }
+    let cards = Arc::new(cards);
+    let paid = race([one.addr, two.addr], CARDS, |i, addr| {
+        let (cards, shop_id) = (cards.clone(), shop.id.clone());
+        Box::pin(async move {
+            let order = &cards[i];
+            let body = json!({
+                "shop_id": shop_id, "order_id": order["id"], "transaction_id": format!("pg-tx-{i}"),
+                "status": "succeeded", "amount_minor": order["pricing"]["total_minor"], "currency": "CNY",
+            })
+            .to_string();
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let sig = ordo_engine::gateway::sign(GATEWAY_SECRET, ts, body.as_bytes());
+            let ts = ts.to_string();
+            let headers = [("ordo-timestamp", ts.as_str()), ("ordo-signature", sig.as_str())];
+            let r = client::request(
+                addr,
+                Method::POST,
+                "/api/v1/payments/generic/notify",
+                &headers,
+                Some(body.into_bytes()),
+            )
+            .await
+            .expect("notify");
+            r.status
+        })
+    })
+    .await;
+    assert!(paid.iter().all(|s| *s == 200), "{paid:?}");
+    let mut delivered = HashSet::new();
+    let mut held = 0;
+    for order in cards.iter() {
+        let id = order["id"].as_str().unwrap();
+        let now = call(two.addr, Method::GET, &format!("/api/v1/orders/{id}"), &owner, None)
+            .await
+            .json();
+        match now["status"].as_str().unwrap() {
+            "delivered" => {
+                let codes = call(
+                    two.addr,
+                    Method::GET,
+                    &format!("/api/v1/orders/{id}/codes"),
+                    &owner,
+                    None,
+                )
+                .await
+                .json();
+                let code = codes[0]["code"].as_str().unwrap().to_string();
+                assert!(delivered.insert(code), "a code went to two orders");
+            }
+            "on_hold" => held += 1,
+            other => panic!("a paid card order is delivered or held, not {other}"),
+        }
+    }
+    assert_eq!((delivered.len(), held), (CODES, CARDS - CODES));
     drop((one, two));
 }
