@@ -11,11 +11,9 @@ use ordo_core::order::Order;
 use ordo_core::payment::Payment;
 use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::{Committed, Decide, StoreError};
-use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::codec::insert_events_encoded as insert_events;
-use crate::codec::{err, from_json, insert_rows, parse, to_json};
+use crate::codec::{err, from_json, insert_events, insert_rows, parse, to_json};
 
 pub fn run(conn: &mut Connection, request: &LoadRequest, decide: Decide) -> Result<Committed, StoreError> {
     let tx = conn
@@ -221,63 +219,7 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
     Ok(ws)
 }
 
-/// Below this many events and channel orders a batch is encoded on the writer
-/// thread itself; above it a helper thread encodes them meanwhile.
-const ENCODE_APART_FROM: usize = 16;
-
-/// The row images that cost CPU to make — JSON documents, event payloads and
-/// compressed channel bodies — of the rows written last in a batch. A helper thread
-/// makes them while the writer thread inserts orders, stock and ledger rows, so the
-/// second core shares the writer's work.
-struct Encoded {
-    payments: Vec<String>,
-    channel_orders: Vec<(String, Value)>,
-    events: Vec<String>,
-}
-
-fn encode(c: &Changes) -> Result<Encoded, StoreError> {
-    Ok(Encoded {
-        payments: c.new_payments.iter().map(to_json).collect::<Result<_, _>>()?,
-        channel_orders: c
-            .channel_orders
-            .iter()
-            .map(|r| Ok((to_json(r)?, crate::channels::encode_body(&r.body))))
-            .collect::<Result<_, StoreError>>()?,
-        events: c.events.iter().map(|e| to_json(&e.payload)).collect::<Result<_, _>>()?,
-    })
-}
-
-fn paired<'a, T, E>(rows: &'a [T], encoded: &'a [E]) -> Vec<(&'a T, &'a E)> {
-    debug_assert_eq!(rows.len(), encoded.len());
-    rows.iter().zip(encoded).collect()
-}
-
 fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
-    if c.events.len() + c.channel_orders.len() < ENCODE_APART_FROM {
-        return persist_with(conn, c, || encode(c));
-    }
-    std::thread::scope(|s| {
-        match std::thread::Builder::new()
-            .name("ordo-sqlite-encode".into())
-            .spawn_scoped(s, || encode(c))
-        {
-            Ok(helper) => persist_with(conn, c, move || {
-                helper
-                    .join()
-                    .unwrap_or_else(|_| Err(StoreError::Backend("encoder thread panicked".into())))
-            }),
-            Err(_) => persist_with(conn, c, || encode(c)),
-        }
-    })
-}
-
-/// Writes the batch's changes; `encoded` hands over the row images of payments,
-/// channel orders and events when they are needed (last).
-fn persist_with(
-    conn: &Connection,
-    c: &Changes,
-    encoded: impl FnOnce() -> Result<Encoded, StoreError>,
-) -> Result<Option<i64>, StoreError> {
     insert_rows(
         conn,
         "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
@@ -350,19 +292,18 @@ fn persist_with(
                 .map_err(err)?;
         }
     }
-    let e = encoded()?;
     insert_rows(
         conn,
         "payments (id, shop, order_id, status, doc)",
         5,
         "",
-        &paired(&c.new_payments, &e.payments),
-        |b, (p, doc)| {
+        &c.new_payments,
+        |b, p| {
             b.put(p.id.to_string())?;
             b.put(p.shop.to_string())?;
             b.put(p.order.to_string())?;
             b.put(p.status.as_str())?;
-            b.put(doc)
+            b.put(to_json(p)?)
         },
     )?;
     let mut upd_payment = conn
@@ -410,57 +351,8 @@ fn persist_with(
     for r in &c.idempotency {
         crate::writes::put_idempotency(conn, r)?;
     }
-    crate::channels::upsert_channel_orders(conn, &paired(&c.channel_orders, &e.channel_orders))?;
+    crate::channels::upsert_channel_orders(conn, &c.channel_orders)?;
     let at = c.events.last().map_or(Timestamp(0), |e| e.at);
     crate::codes::assign(conn, &c.assigned_codes, at)?;
-    insert_events(conn, &paired(&c.events, &e.events))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ordo_core::auth::Actor;
-    use ordo_core::event::NewEvent;
-
-    fn events_written(n: i64) -> (Option<i64>, Vec<(i64, String, String)>) {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::migrate(&mut conn).unwrap();
-        let mut c = Changes::default();
-        for i in 0..n {
-            c.events.push(NewEvent {
-                shop: None,
-                subject: format!("s{i}"),
-                kind: "test.written",
-                payload: serde_json::json!({ "i": i }),
-                actor: Actor("test".into()),
-                at: Timestamp(i),
-            });
-        }
-        let tx = conn.transaction().unwrap();
-        let last = persist(&tx, &c).unwrap();
-        tx.commit().unwrap();
-        let rows = conn
-            .prepare("SELECT seq, subject, payload FROM events ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        (last, rows)
-    }
-
-    #[test]
-    fn events_are_written_in_order_whether_encoded_on_the_writer_or_apart() {
-        for n in [0, 3, ENCODE_APART_FROM as i64 - 1, ENCODE_APART_FROM as i64, 77] {
-            let (last, rows) = events_written(n);
-            assert_eq!(rows.len() as i64, n);
-            assert_eq!(last, rows.last().map(|r| r.0), "{n} events: the last seq");
-            for (i, (_, subject, payload)) in rows.iter().enumerate() {
-                assert_eq!(
-                    (subject.as_str(), payload.as_str()),
-                    (format!("s{i}").as_str(), format!("{{\"i\":{i}}}").as_str())
-                );
-            }
-        }
-    }
+    insert_events(conn, &c.events)
 }

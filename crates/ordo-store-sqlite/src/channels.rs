@@ -7,7 +7,7 @@ use ordo_store::StoreError;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use crate::codec::{err, from_json, insert_rows};
+use crate::codec::{err, from_json, insert_rows, to_json};
 use crate::writes::with_event;
 
 type R<T> = Result<T, StoreError>;
@@ -182,9 +182,11 @@ pub fn list_channel_orders(
     .collect()
 }
 
-/// Inserts or updates raw channel orders inside a batch's transaction, each with
-/// its encoded doc and body.
-pub(crate) fn upsert_channel_orders(conn: &Connection, raws: &[(&RawChannelOrder, &(String, Value))]) -> R<()> {
+/// Inserts or updates raw channel orders inside a batch's transaction.
+pub fn upsert_channel_orders(conn: &Connection, raws: &[RawChannelOrder]) -> R<()> {
+    if raws.is_empty() {
+        return Ok(());
+    }
     insert_rows(
         conn,
         "channel_orders (id, shop, channel, external_id, status, received_at, updated_at, order_id, doc, body)",
@@ -192,7 +194,7 @@ pub(crate) fn upsert_channel_orders(conn: &Connection, raws: &[(&RawChannelOrder
         "ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, \
          order_id = excluded.order_id, doc = excluded.doc, body = excluded.body",
         raws,
-        |b, (r, (doc, body))| {
+        |b, r| {
             b.put(r.id.to_string())?;
             b.put(r.shop.to_string())?;
             b.put(&r.channel)?;
@@ -201,8 +203,8 @@ pub(crate) fn upsert_channel_orders(conn: &Connection, raws: &[(&RawChannelOrder
             b.put(r.received_at.0)?;
             b.put(r.updated_at.0)?;
             b.put(r.order.map(|o| o.to_string()))?;
-            b.put(doc)?;
-            b.put(body)
+            b.put(to_json(r)?)?;
+            b.put(encode_body(&r.body))
         },
     )
 }

@@ -101,16 +101,6 @@ pub fn insert_rows<T>(
 
 /// Appends events; SQLite's single writer makes `seq` commit-ordered.
 pub fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<Option<i64>, StoreError> {
-    let payloads = events
-        .iter()
-        .map(|e| to_json(&e.payload))
-        .collect::<Result<Vec<_>, _>>()?;
-    let rows: Vec<_> = events.iter().zip(&payloads).collect();
-    insert_events_encoded(conn, &rows)
-}
-
-/// Appends events whose payloads are already JSON.
-pub fn insert_events_encoded(conn: &Connection, events: &[(&NewEvent, &String)]) -> Result<Option<i64>, StoreError> {
     if events.is_empty() {
         return Ok(None);
     }
@@ -120,11 +110,11 @@ pub fn insert_events_encoded(conn: &Connection, events: &[(&NewEvent, &String)])
         6,
         "",
         events,
-        |b, (e, payload)| {
+        |b, e| {
             b.put(e.shop.map(|s| s.to_string()))?;
             b.put(&e.subject)?;
             b.put(e.kind)?;
-            b.put(payload)?;
+            b.put(to_json(&e.payload)?)?;
             b.put(&e.actor.0)?;
             b.put(e.at.0)
         },
