@@ -13,7 +13,7 @@ use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::{Committed, Decide, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::codec::{err, from_json, insert_events, parse, to_json};
+use crate::codec::{err, from_json, insert_events, insert_rows, parse, to_json};
 
 pub fn run(conn: &mut Connection, request: &LoadRequest, decide: Decide) -> Result<Committed, StoreError> {
     let tx = conn
@@ -220,27 +220,24 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
 }
 
 fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
-    let mut ins_order = conn
-        .prepare_cached(
-            "INSERT INTO orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .map_err(err)?;
-    for o in &c.new_orders {
-        ins_order
-            .execute(params![
-                o.id.to_string(),
-                o.shop.to_string(),
-                o.status.as_str(),
-                o.channel,
-                o.external_id,
-                o.created_at.0,
-                o.payment_due_at.map(|t| t.0),
-                to_json(o)?,
-                o.payment_reminder_at.map(|t| t.0)
-            ])
-            .map_err(err)?;
-    }
+    insert_rows(
+        conn,
+        "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
+        9,
+        "",
+        &c.new_orders,
+        |b, o| {
+            b.put(o.id.to_string())?;
+            b.put(o.shop.to_string())?;
+            b.put(o.status.as_str())?;
+            b.put(&o.channel)?;
+            b.put(&o.external_id)?;
+            b.put(o.created_at.0)?;
+            b.put(o.payment_due_at.map(|t| t.0))?;
+            b.put(to_json(o)?)?;
+            b.put(o.payment_reminder_at.map(|t| t.0))
+        },
+    )?;
     let mut upd_order = conn
         .prepare_cached(
             "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
@@ -295,20 +292,20 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
                 .map_err(err)?;
         }
     }
-    let mut ins_payment = conn
-        .prepare_cached("INSERT INTO payments (id, shop, order_id, status, doc) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .map_err(err)?;
-    for p in &c.new_payments {
-        ins_payment
-            .execute(params![
-                p.id.to_string(),
-                p.shop.to_string(),
-                p.order.to_string(),
-                p.status.as_str(),
-                to_json(p)?
-            ])
-            .map_err(err)?;
-    }
+    insert_rows(
+        conn,
+        "payments (id, shop, order_id, status, doc)",
+        5,
+        "",
+        &c.new_payments,
+        |b, p| {
+            b.put(p.id.to_string())?;
+            b.put(p.shop.to_string())?;
+            b.put(p.order.to_string())?;
+            b.put(p.status.as_str())?;
+            b.put(to_json(p)?)
+        },
+    )?;
     let mut upd_payment = conn
         .prepare_cached("UPDATE payments SET status = ?2, doc = ?3 WHERE id = ?1")
         .map_err(err)?;
@@ -334,26 +331,23 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
             ])
             .map_err(err)?;
     }
-    let mut ins_notice = conn
-        .prepare_cached(
-            "INSERT INTO payment_notices (shop, gateway, transaction_id, order_id, succeeded, amount_minor, currency, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .map_err(err)?;
-    for n in &c.notices {
-        ins_notice
-            .execute(params![
-                n.shop.to_string(),
-                n.gateway,
-                n.transaction_id,
-                n.order.to_string(),
-                n.succeeded,
-                n.amount_minor,
-                n.currency.as_str(),
-                n.at.0
-            ])
-            .map_err(err)?;
-    }
+    insert_rows(
+        conn,
+        "payment_notices (shop, gateway, transaction_id, order_id, succeeded, amount_minor, currency, at)",
+        8,
+        "",
+        &c.notices,
+        |b, n| {
+            b.put(n.shop.to_string())?;
+            b.put(&n.gateway)?;
+            b.put(&n.transaction_id)?;
+            b.put(n.order.to_string())?;
+            b.put(n.succeeded)?;
+            b.put(n.amount_minor)?;
+            b.put(n.currency.as_str())?;
+            b.put(n.at.0)
+        },
+    )?;
     for r in &c.idempotency {
         crate::writes::put_idempotency(conn, r)?;
     }

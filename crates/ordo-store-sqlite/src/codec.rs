@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use ordo_core::event::NewEvent;
 use ordo_store::StoreError;
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, ErrorCode, Statement, ToSql};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -38,23 +38,88 @@ where
     text.parse().map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
 }
 
+/// Binds one row's values, left to right, into a multi-row statement.
+pub struct Binder<'s, 'c> {
+    stmt: &'s mut Statement<'c>,
+    next: usize,
+}
+
+impl Binder<'_, '_> {
+    pub fn put<V: ToSql>(&mut self, value: V) -> Result<(), StoreError> {
+        self.stmt.raw_bind_parameter(self.next, value).map_err(err)?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+/// Rows per statement: a batch's rows go in chunks of these sizes, so each table
+/// needs at most six prepared statements and a big batch pays one statement
+/// execution per 32 rows instead of one per row.
+const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
+
+/// `INSERT INTO {into} VALUES (…),(…)… {tail}` for `rows`, `columns` values each,
+/// bound by `bind` in the order of `into`'s column list.
+pub fn insert_rows<T>(
+    conn: &Connection,
+    into: &str,
+    columns: usize,
+    tail: &str,
+    rows: &[T],
+    mut bind: impl FnMut(&mut Binder<'_, '_>, &T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
+        let (chunk, after) = rest.split_at(n);
+        let mut sql = String::with_capacity(into.len() + tail.len() + 24 + n * (2 * columns + 2));
+        sql.push_str("INSERT INTO ");
+        sql.push_str(into);
+        sql.push_str(" VALUES ");
+        for i in 0..n {
+            sql.push_str(if i == 0 { "(" } else { ",(" });
+            for c in 0..columns {
+                sql.push_str(if c == 0 { "?" } else { ",?" });
+            }
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
+        let mut binder = Binder {
+            stmt: &mut stmt,
+            next: 1,
+        };
+        for row in chunk {
+            bind(&mut binder, row)?;
+        }
+        debug_assert_eq!(binder.next, n * columns + 1, "{into}: values bound");
+        stmt.raw_execute().map_err(err)?;
+        rest = after;
+    }
+    Ok(())
+}
+
 /// Appends events; SQLite's single writer makes `seq` commit-ordered.
 pub fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<Option<i64>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("INSERT INTO events (shop, subject, kind, payload, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        .map_err(err)?;
-    let mut last = None;
-    for e in events {
-        stmt.execute(params![
-            e.shop.map(|s| s.to_string()),
-            e.subject,
-            e.kind,
-            to_json(&e.payload)?,
-            e.actor.0,
-            e.at.0
-        ])
-        .map_err(err)?;
-        last = Some(conn.last_insert_rowid());
+    if events.is_empty() {
+        return Ok(None);
     }
-    Ok(last)
+    insert_rows(
+        conn,
+        "events (shop, subject, kind, payload, actor, at)",
+        6,
+        "",
+        events,
+        |b, e| {
+            b.put(e.shop.map(|s| s.to_string()))?;
+            b.put(&e.subject)?;
+            b.put(e.kind)?;
+            b.put(to_json(&e.payload)?)?;
+            b.put(&e.actor.0)?;
+            b.put(e.at.0)
+        },
+    )?;
+    // Rows of one statement get consecutive rowids, so the last row inserted is the
+    // last event.
+    Ok(Some(conn.last_insert_rowid()))
 }

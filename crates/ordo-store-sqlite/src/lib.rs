@@ -175,7 +175,7 @@ fn open_connection(path: &Path, durability: Durability) -> StoreResult<Connectio
          PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(codec::err)?;
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 

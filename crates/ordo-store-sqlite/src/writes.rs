@@ -9,7 +9,7 @@ use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use crate::codec::{err, insert_events, to_json};
+use crate::codec::{err, insert_events, insert_rows, to_json};
 
 /// Runs `f` in an immediate transaction and appends `event` before committing.
 pub(crate) fn with_event(
@@ -177,26 +177,23 @@ pub fn append_events(conn: &mut Connection, events: Vec<NewEvent>) -> Result<(),
 }
 
 pub fn insert_ledger(conn: &Connection, entries: &[LedgerEntry]) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO stock_ledger (shop, sku, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, note, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .map_err(err)?;
-    for e in entries {
-        stmt.execute(params![
-            e.shop.to_string(),
-            e.sku.to_string(),
-            e.warehouse.to_string(),
-            e.on_hand_delta,
-            e.reserved_delta,
-            e.reason.as_str(),
-            e.order.map(|o| o.to_string()),
-            e.actor.0,
-            e.note,
-            e.at.0
-        ])
-        .map_err(err)?;
-    }
-    Ok(())
+    insert_rows(
+        conn,
+        "stock_ledger (shop, sku, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, note, at)",
+        10,
+        "",
+        entries,
+        |b, e| {
+            b.put(e.shop.to_string())?;
+            b.put(e.sku.to_string())?;
+            b.put(e.warehouse.to_string())?;
+            b.put(e.on_hand_delta)?;
+            b.put(e.reserved_delta)?;
+            b.put(e.reason.as_str())?;
+            b.put(e.order.map(|o| o.to_string()))?;
+            b.put(&e.actor.0)?;
+            b.put(&e.note)?;
+            b.put(e.at.0)
+        },
+    )
 }
