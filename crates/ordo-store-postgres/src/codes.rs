@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use deadpool_postgres::{Client, Transaction};
 use ordo_core::batch::pool_counter;
+use ordo_core::limits::CounterKey;
 use ordo_core::{CodeId, OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::{NewCode, SealedCode, StoreError, StoreResult};
 
@@ -95,14 +96,14 @@ pub(crate) async fn available(client: &Client, shop: ShopId, sku: ProductId) -> 
 /// the pool's counter row already, so no other batch draws from the pool meanwhile.
 pub(crate) async fn lock_available(
     tx: &Transaction<'_>,
-    demand: &BTreeMap<ProductId, i64>,
+    demand: &BTreeMap<CounterKey, (ProductId, i64)>,
 ) -> StoreResult<HashMap<ProductId, VecDeque<CodeId>>> {
     let stmt = tx
         .prepare_cached("SELECT id FROM codes WHERE sku = $1 AND order_id IS NULL ORDER BY id LIMIT $2 FOR UPDATE")
         .await
         .map_err(db)?;
     let mut pools = HashMap::new();
-    for (sku, n) in demand {
+    for (sku, n) in demand.values() {
         let rows = tx.query(&stmt, &[&sku.to_string(), n]).await.map_err(db)?;
         let ids = rows
             .iter()

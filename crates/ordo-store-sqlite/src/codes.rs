@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use ordo_core::batch::pool_counter;
 use ordo_core::event::NewEvent;
+use ordo_core::limits::CounterKey;
 use ordo_core::{CodeId, OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::{NewCode, SealedCode, StoreError};
 use rusqlite::{Connection, params};
@@ -85,12 +86,15 @@ pub fn codes_available(conn: &Connection, shop: ShopId, sku: ProductId) -> R<i64
 
 /// Up to `demand` unassigned codes per SKU, oldest first (the writer thread is the
 /// only one assigning, so no lock is needed beyond the transaction).
-pub fn load_available(conn: &Connection, demand: &BTreeMap<ProductId, i64>) -> R<HashMap<ProductId, VecDeque<CodeId>>> {
+pub fn load_available(
+    conn: &Connection,
+    demand: &BTreeMap<CounterKey, (ProductId, i64)>,
+) -> R<HashMap<ProductId, VecDeque<CodeId>>> {
     let mut stmt = conn
         .prepare_cached("SELECT id FROM codes WHERE sku = ?1 AND order_id IS NULL ORDER BY id LIMIT ?2")
         .map_err(err)?;
     let mut pools = HashMap::new();
-    for (sku, n) in demand {
+    for (sku, n) in demand.values() {
         let ids = stmt
             .query_map(params![sku.to_string(), n], |r| r.get::<_, String>(0))
             .map_err(err)?

@@ -80,17 +80,7 @@ impl LoadRequest {
                 });
             }
         }
-        for &sku in self.code_demand(ws).keys() {
-            let shop = ws.products.values().find(|p| p.id == sku).map(|p| p.shop).or_else(|| {
-                ws.orders
-                    .values()
-                    .find(|o| o.lines.iter().any(|l| l.sku_id == sku))
-                    .map(|o| o.shop)
-            });
-            if let Some(shop) = shop {
-                keys.insert(super::pool_counter(shop, sku));
-            }
-        }
+        keys.extend(self.code_demand(ws).into_keys());
         for order in self.releasing.iter().filter_map(|id| ws.orders.get(id)) {
             keys.extend(order.counted.iter().map(|c| CounterKey {
                 shop: order.shop,
@@ -100,14 +90,17 @@ impl LoadRequest {
         keys
     }
 
-    /// Codes the batch may assign, per virtual SKU: what the orders it may pay are
-    /// owed. The store loads (and locks) up to that many of each pool's codes after
-    /// the pool counters, so one batch at a time draws from a pool.
-    pub fn code_demand(&self, ws: &WorkingSet) -> BTreeMap<ProductId, i64> {
-        let mut demand: BTreeMap<ProductId, i64> = BTreeMap::new();
+    /// Codes the batch may assign, per virtual SKU's pool (its counter): what the
+    /// orders it may pay are owed. The store loads (and locks) up to that many of
+    /// each pool's codes after the pool counters, so one batch at a time draws from a pool.
+    pub fn code_demand(&self, ws: &WorkingSet) -> BTreeMap<CounterKey, (ProductId, i64)> {
+        let mut demand: BTreeMap<CounterKey, (ProductId, i64)> = BTreeMap::new();
+        let mut add = |shop: ShopId, sku: ProductId, n: i64| {
+            demand.entry(super::pool_counter(shop, sku)).or_insert((sku, 0)).1 += n;
+        };
         for order in self.paying.iter().filter_map(|id| ws.orders.get(id)) {
             for line in order.lines.iter().filter(|l| l.codes_owed() > 0) {
-                *demand.entry(line.sku_id).or_default() += line.codes_owed();
+                add(order.shop, line.sku_id, line.codes_owed());
             }
         }
         for intake in self.intakes.iter().filter(|i| i.prepaid) {
@@ -115,7 +108,7 @@ impl LoadRequest {
                 if let Some(p) = ws.products.get(&(intake.shop, sku.clone()))
                     && p.kind == crate::catalog::ProductKind::Virtual
                 {
-                    *demand.entry(p.id).or_default() += quantity;
+                    add(intake.shop, p.id, *quantity);
                 }
             }
         }
