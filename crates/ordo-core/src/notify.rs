@@ -144,7 +144,12 @@ impl Template {
         }
     }
 
+    /// The template an event kind notifies with; each parcel of a split order is
+    /// announced like a shipment (its event carries its own carrier and tracking).
     pub fn from_kind(kind: &str) -> Option<Template> {
+        if kind == kinds::ORDER_PARCEL_SHIPPED {
+            return Some(Template::Shipped);
+        }
         Template::ALL.into_iter().find(|t| t.kind() == kind)
     }
 
@@ -693,6 +698,15 @@ mod tests {
         assert_eq!(order_of(&refund), Some(o.id));
         let shipped = event(kinds::ORDER_SHIPPED, o.id.to_string(), serde_json::json!({}));
         assert_eq!(order_of(&shipped), Some(o.id));
+        let parcel = event(
+            kinds::ORDER_PARCEL_SHIPPED,
+            o.id.to_string(),
+            serde_json::json!({ "carrier": "SF", "tracking_number": "SF-P1", "parcel": 0 }),
+        );
+        let announced = plan(&parcel, &o, &NotificationSettings::default());
+        assert!(!announced.is_empty(), "a parcel is announced like a shipment");
+        assert_eq!(announced[0].template, Template::Shipped);
+        assert_eq!(announced[0].data["tracking_number"], "SF-P1");
         let planned = plan(&refund, &o, &NotificationSettings::default());
         assert_eq!(planned[0].data["amount_minor"], 100);
     }
