@@ -222,6 +222,15 @@ pub struct OrderLine {
 }
 
 impl Order {
+    /// The seller's SKU code of the order's line for `sku` (for messages).
+    pub fn sku_code(&self, sku: ProductId) -> String {
+        self.lines
+            .iter()
+            .find(|l| l.sku_id == sku)
+            .map(|l| l.sku.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether the line at `index` left the warehouse in a parcel of its own.
     pub fn line_shipped(&self, index: usize) -> bool {
         self.parcels

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use deadpool_postgres::{Client, Transaction};
-use ordo_core::batch::pool_counter;
+use ordo_core::batch::{AssignedCode, pool_counter};
 use ordo_core::limits::CounterKey;
-use ordo_core::{CodeId, OrderId, ProductId, ShopId, Timestamp};
+use ordo_core::{CodeId, OrderId, ProductId, ShopId};
 use ordo_store::{NewCode, SealedCode, StoreError, StoreResult};
 
 use crate::codec::{col, parsed};
@@ -114,21 +114,22 @@ pub(crate) async fn lock_available(
     Ok(pools)
 }
 
-pub(crate) async fn assign(tx: &Transaction<'_>, assigned: &[(CodeId, OrderId)], at: Timestamp) -> StoreResult<()> {
+pub(crate) async fn assign(tx: &Transaction<'_>, assigned: &[AssignedCode]) -> StoreResult<()> {
     if assigned.is_empty() {
         return Ok(());
     }
-    let codes: Vec<String> = assigned.iter().map(|(c, _)| c.to_string()).collect();
-    let orders: Vec<String> = assigned.iter().map(|(_, o)| o.to_string()).collect();
+    let codes: Vec<String> = assigned.iter().map(|a| a.code.to_string()).collect();
+    let orders: Vec<String> = assigned.iter().map(|a| a.order.to_string()).collect();
+    let ats: Vec<i64> = assigned.iter().map(|a| a.at.0).collect();
     let stmt = tx
         .prepare_cached(
-            "UPDATE codes SET order_id = u.order_id, assigned_at = $3
-             FROM UNNEST($1::text[], $2::text[]) AS u(id, order_id)
+            "UPDATE codes SET order_id = u.order_id, assigned_at = u.at
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(id, order_id, at)
              WHERE codes.id = u.id AND codes.order_id IS NULL",
         )
         .await
         .map_err(db)?;
-    let updated = tx.execute(&stmt, &[&codes, &orders, &at.0]).await.map_err(db)?;
+    let updated = tx.execute(&stmt, &[&codes, &orders, &ats]).await.map_err(db)?;
     if updated as usize != assigned.len() {
         return Err(StoreError::Retry("a code was assigned by a concurrent batch".into()));
     }

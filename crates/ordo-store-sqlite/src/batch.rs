@@ -192,7 +192,8 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         }
     }
 
-    let counters = req.counters(&ws);
+    let demand = req.code_demand(&ws);
+    let counters = req.counters(&ws, &demand);
     if !counters.is_empty() {
         let mut get_counter = conn
             .prepare_cached("SELECT value, window_start FROM counters WHERE shop = ?1 AND name = ?2")
@@ -212,7 +213,6 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
             }
         }
     }
-    let demand = req.code_demand(&ws);
     if !demand.is_empty() {
         ws.codes = crate::codes::load_available(conn, &demand)?;
     }
@@ -352,7 +352,6 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
         crate::writes::put_idempotency(conn, r)?;
     }
     crate::channels::upsert_channel_orders(conn, &c.channel_orders)?;
-    let at = c.events.last().map_or(Timestamp(0), |e| e.at);
-    crate::codes::assign(conn, &c.assigned_codes, at)?;
+    crate::codes::assign(conn, &c.assigned_codes)?;
     insert_events(conn, &c.events)
 }

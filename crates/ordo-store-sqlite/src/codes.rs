@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use ordo_core::batch::pool_counter;
+use ordo_core::batch::{AssignedCode, pool_counter};
 use ordo_core::event::NewEvent;
 use ordo_core::limits::CounterKey;
-use ordo_core::{CodeId, OrderId, ProductId, ShopId, Timestamp};
+use ordo_core::{CodeId, OrderId, ProductId, ShopId};
 use ordo_store::{NewCode, SealedCode, StoreError};
 use rusqlite::{Connection, params};
 
@@ -105,20 +105,20 @@ pub fn load_available(
     Ok(pools)
 }
 
-pub fn assign(conn: &Connection, assigned: &[(CodeId, OrderId)], at: Timestamp) -> R<()> {
+pub fn assign(conn: &Connection, assigned: &[AssignedCode]) -> R<()> {
     if assigned.is_empty() {
         return Ok(());
     }
     let mut stmt = conn
         .prepare_cached("UPDATE codes SET order_id = ?2, assigned_at = ?3 WHERE id = ?1 AND order_id IS NULL")
         .map_err(err)?;
-    for (code, order) in assigned {
+    for a in assigned {
         if stmt
-            .execute(params![code.to_string(), order.to_string(), at.0])
+            .execute(params![a.code.to_string(), a.order.to_string(), a.at.0])
             .map_err(err)?
             != 1
         {
-            return Err(StoreError::Backend(format!("code {code} was assigned already")));
+            return Err(StoreError::Backend(format!("code {} was assigned already", a.code)));
         }
     }
     Ok(())

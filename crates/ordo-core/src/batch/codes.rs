@@ -70,7 +70,7 @@ pub(super) fn deliver(ws: &mut WorkingSet, order: &mut Order, actor: &Actor, now
     }
     let delivered = assigned.len();
     for code in assigned {
-        ws.record_assignment(code, order.id);
+        ws.record_assignment(code, order.id, now);
     }
     let low_at = ws
         .shops

@@ -56,8 +56,7 @@ pub(super) fn ship_together(
     let mut leaving: BTreeMap<crate::inventory::StockKey, (i64, String)> = BTreeMap::new();
     for order in &orders {
         for (key, qty) in held_stock_of(order, |_| true) {
-            let sku = order.lines.iter().find(|l| l.sku_id == key.sku).map(|l| l.sku.clone());
-            let entry = leaving.entry(key).or_insert((0, sku.unwrap_or_default()));
+            let entry = leaving.entry(key).or_insert_with(|| (0, order.sku_code(key.sku)));
             entry.0 += qty;
         }
     }
@@ -143,12 +142,7 @@ pub(super) fn ship(
     for (key, qty) in &leaving {
         ensure_level(ws, order.shop, *key, now);
         ws.stock[key].ship(*qty).map_err(|source| CommandError::Stock {
-            sku: order
-                .lines
-                .iter()
-                .find(|l| l.sku_id == key.sku)
-                .map(|l| l.sku.clone())
-                .unwrap_or_default(),
+            sku: order.sku_code(key.sku),
             source,
         })?;
     }

@@ -67,7 +67,8 @@ pub struct LoadRequest {
 impl LoadRequest {
     /// The limit counters the batch needs, given the loaded shops and orders; the
     /// store loads (and locks) them after everything else.
-    pub fn counters(&self, ws: &WorkingSet) -> BTreeSet<CounterKey> {
+    /// `demand` is [`LoadRequest::code_demand`]: each pool drawn from is locked by its counter.
+    pub fn counters(&self, ws: &WorkingSet, demand: &BTreeMap<CounterKey, (ProductId, i64)>) -> BTreeSet<CounterKey> {
         let mut keys = BTreeSet::new();
         for intake in &self.intakes {
             let Some(settings) = ws.shops.get(&intake.shop) else {
@@ -80,7 +81,7 @@ impl LoadRequest {
                 });
             }
         }
-        keys.extend(self.code_demand(ws).into_keys());
+        keys.extend(demand.keys().cloned());
         for order in self.releasing.iter().filter_map(|id| ws.orders.get(id)) {
             keys.extend(order.counted.iter().map(|c| CounterKey {
                 shop: order.shop,
@@ -269,7 +270,7 @@ struct Pending {
     dirty_stock: BTreeSet<StockKey>,
     dirty_counters: BTreeSet<CounterKey>,
     channel_orders: Vec<RawChannelOrder>,
-    assigned_codes: Vec<(CodeId, OrderId)>,
+    assigned_codes: Vec<AssignedCode>,
     new_payments: BTreeSet<PaymentId>,
     dirty_payments: BTreeSet<(OrderId, PaymentId)>,
     ledger: Vec<LedgerEntry>,
@@ -325,6 +326,14 @@ impl Pending {
     }
 }
 
+/// A code of a virtual SKU's pool given to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AssignedCode {
+    pub code: CodeId,
+    pub order: OrderId,
+    pub at: Timestamp,
+}
+
 /// Everything a batch changed, ready to persist in one transaction.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -337,7 +346,7 @@ pub struct Changes {
     /// Raw channel orders received or changed (insert or update).
     pub channel_orders: Vec<RawChannelOrder>,
     /// Codes assigned to orders.
-    pub assigned_codes: Vec<(CodeId, OrderId)>,
+    pub assigned_codes: Vec<AssignedCode>,
     pub ledger: Vec<LedgerEntry>,
     pub new_payments: Vec<Payment>,
     pub updated_payments: Vec<Payment>,
@@ -406,8 +415,8 @@ impl WorkingSet {
         self.pending.dirty_counters.insert(key.clone());
         self.counters.entry(key).or_default()
     }
-    pub(crate) fn record_assignment(&mut self, code: CodeId, order: OrderId) {
-        self.pending.assigned_codes.push((code, order));
+    pub(crate) fn record_assignment(&mut self, code: CodeId, order: OrderId, at: Timestamp) {
+        self.pending.assigned_codes.push(AssignedCode { code, order, at });
     }
     /// Records a raw channel order's final state for this batch.
     pub(crate) fn put_channel_order(&mut self, raw: RawChannelOrder) {

@@ -65,11 +65,11 @@ pub(super) async fn load(tx: &Transaction<'_>, req: &LoadRequest) -> StoreResult
     ws.channel_orders = crate::channels::lock(tx, &req.channel_orders).await?;
 
     // (g) Limit counters, locked; they depend on the settings and orders above.
-    let counters = req.counters(&ws);
+    let demand = req.code_demand(&ws);
+    let counters = req.counters(&ws, &demand);
     ws.counters = lock_counters(tx, &counters).await?;
 
     // (h) Codes the batch may assign, after their pools' counters.
-    let demand = req.code_demand(&ws);
     if !demand.is_empty() {
         ws.codes = crate::codes::lock_available(tx, &demand).await?;
     }

@@ -35,8 +35,7 @@ pub(super) async fn persist(
     insert_idempotency(tx, &changes.idempotency).await?;
     update_counters(tx, &changes.counters).await?;
     crate::channels::upsert(tx, &changes.channel_orders).await?;
-    let at = changes.events.last().map_or(ordo_core::Timestamp(0), |e| e.at);
-    crate::codes::assign(tx, &changes.assigned_codes, at).await?;
+    crate::codes::assign(tx, &changes.assigned_codes).await?;
     Ok(())
 }
 
