@@ -230,7 +230,11 @@ impl Engine {
             shop,
             channel: channel.to_string(),
             external_id,
-            body: String::from_utf8_lossy(body).into_owned(),
+            // Valid UTF-8 is the rule; the lossy decoder (slower) only for the exception.
+            body: match std::str::from_utf8(body) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(body).into_owned(),
+            },
             actor,
             mapped,
         };

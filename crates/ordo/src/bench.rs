@@ -18,7 +18,7 @@ use ordo_store_sqlite::Durability;
 use serde_json::{Value, json};
 
 use crate::anyhow_like::Result;
-use crate::client::Conn;
+use crate::client::{Conn, RawConn};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -548,53 +548,52 @@ async fn intake(database: &str, orders: usize, connections: usize) -> Result<Val
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    // Bodies as Shopify sends them (compact JSON), a distinct order id each, signed
-    // before the clock starts: the generator's HMAC is not counted, the server's is.
+    // Requests as Shopify sends them (compact JSON), a distinct order id each, signed
+    // and encoded before the clock starts: the generator's HMAC is not counted, the
+    // server's is.
+    let path = format!("/api/v1/channels/shopify/orders?shop={shop}");
     let mut template: Value = serde_json::from_str(SHOPIFY_PAID)?;
-    let mut payloads = Vec::with_capacity(orders);
+    let mut requests = Vec::with_capacity(orders);
+    let mut body_bytes = 0;
     for n in 0..orders {
         template["id"] = json!(6_000_000_000_000u64 + n as u64);
         template["name"] = json!(format!("#{}", 1001 + n));
         template["order_number"] = json!(1001 + n);
         let body = serde_json::to_vec(&template)?;
+        body_bytes = body.len();
         let signature = ordo_channels::sign(SHOPIFY_SECRET.as_bytes(), &body);
-        payloads.push((bytes::Bytes::from(body), signature));
+        let headers = [
+            ("x-shopify-hmac-sha256", signature.as_str()),
+            ("x-shopify-topic", "orders/create"),
+        ];
+        requests.push(RawConn::encode(addr, "POST", &path, &headers, &body));
     }
-    let body_bytes = payloads.first().map_or(0, |(b, _)| b.len());
-    let payloads = Arc::new(payloads);
-    let path: Arc<str> = format!("/api/v1/channels/shopify/orders?shop={shop}").into();
+    let requests = Arc::new(requests);
 
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections.max(1) {
-        let (payloads, next, path) = (payloads.clone(), next.clone(), path.clone());
+        let (requests, next) = (requests.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors: Vec<String> = Vec::new();
-            let mut conn = match Conn::open(addr).await {
+            let mut conn = match RawConn::open(addr).await {
                 Ok(c) => c,
                 Err(e) => return (lat, vec![format!("connect: {e}")]),
             };
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some((body, signature)) = payloads.get(n) else {
+                let Some(request) = requests.get(n) else {
                     return (lat, errors);
                 };
-                let headers = [
-                    ("x-shopify-hmac-sha256", signature.as_str()),
-                    ("x-shopify-topic", "orders/create"),
-                ];
                 let t = Instant::now();
-                match conn
-                    .send_bytes(hyper::Method::POST, &path, &headers, Some(body.clone()))
-                    .await
-                {
-                    Ok(r) if r.status == 201 => lat.push(t.elapsed().as_micros() as u64),
-                    Ok(r) => errors.push(format!("{}: {}", r.status, String::from_utf8_lossy(&r.body))),
+                match conn.roundtrip(request).await {
+                    Ok((201, _)) => lat.push(t.elapsed().as_micros() as u64),
+                    Ok((status, body)) => errors.push(format!("{status}: {}", String::from_utf8_lossy(&body))),
                     Err(e) => {
                         errors.push(format!("request: {e}"));
-                        match Conn::open(addr).await {
+                        match RawConn::open(addr).await {
                             Ok(c) => conn = c,
                             Err(_) => return (lat, errors),
                         }

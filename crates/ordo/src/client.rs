@@ -88,3 +88,68 @@ pub async fn request(
 ) -> Result<Response, Error> {
     Conn::open(addr).await?.send(method, path, headers, body).await
 }
+
+/// A keep-alive connection that writes requests encoded in advance and reads each
+/// reply's status and body, as `wrk` does: the load generator shares the server's
+/// cores, so it should spend as little of them as a real client on another machine.
+pub struct RawConn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn open(addr: SocketAddr) -> Result<RawConn, Error> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Encodes a request once, so sending it costs one write.
+    pub fn encode(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Bytes {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        let mut out = head.into_bytes();
+        out.extend_from_slice(body);
+        Bytes::from(out)
+    }
+
+    /// Writes one encoded request and returns the reply's status and body.
+    pub async fn roundtrip(&mut self, request: &[u8]) -> Result<(u16, Bytes), Error> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        loop {
+            if self.buf.len() == self.buf.capacity() {
+                self.buf.reserve(4096);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err("connection closed before the reply".into());
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut reply = httparse::Response::new(&mut headers);
+            let httparse::Status::Complete(head_len) = reply.parse(&self.buf)? else {
+                continue;
+            };
+            let status = reply.code.unwrap_or(0);
+            let length = reply
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+                .ok_or("reply without content-length")?;
+            while self.buf.len() < head_len + length {
+                self.buf.reserve(head_len + length - self.buf.len());
+                if self.stream.read_buf(&mut self.buf).await? == 0 {
+                    return Err("connection closed inside the reply body".into());
+                }
+            }
+            return Ok((status, Bytes::copy_from_slice(&self.buf[head_len..head_len + length])));
+        }
+    }
+}
