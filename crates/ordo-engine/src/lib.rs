@@ -40,8 +40,10 @@ use crate::writer::{Submission, Writer};
 pub struct EngineConfig {
     /// Most commands one group-commit transaction carries; 1 turns batching off.
     pub batch_max: usize,
-    /// Batches in flight at once. One suits SQLite (a single writer thread); on
-    /// PostgreSQL a second overlaps one batch's commit with the next one's work.
+    /// Batches in flight at once; 0 (the default) lets the store choose
+    /// ([`ordo_store::Store::batches_in_flight`]): on SQLite one batch commits while
+    /// the last one's fsync runs; on PostgreSQL a second overlaps one batch's commit
+    /// with the next one's work.
     pub writers: usize,
     /// Commands that may wait for the writer before new ones are refused (back-pressure).
     pub queue_capacity: usize,
@@ -61,7 +63,7 @@ impl EngineConfig {
     pub fn new(admin_token: &str) -> Self {
         EngineConfig {
             batch_max: 1024,
-            writers: 1,
+            writers: 0,
             queue_capacity: 65_536,
             admin_token_hash: hash_secret(admin_token),
             notify_tolerance_secs: 300,
@@ -105,7 +107,11 @@ impl Engine {
             crash_after_commits: config.crash_after_commits,
         };
         let (writer, rx) = (Arc::new(writer), Arc::new(tokio::sync::Mutex::new(rx)));
-        for _ in 0..config.writers.max(1) {
+        let writers = match config.writers {
+            0 => store.batches_in_flight(),
+            n => n,
+        };
+        for _ in 0..writers.max(1) {
             tokio::spawn(writer.clone().run(rx.clone()));
         }
         Engine {

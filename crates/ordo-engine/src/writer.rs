@@ -39,6 +39,7 @@ impl Writer {
     pub async fn run(self: Arc<Self>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Submission>>>) {
         loop {
             let mut batch: Vec<Submission> = Vec::with_capacity(self.batch_max);
+            self.store.wait_until_idle().await;
             if rx.lock().await.recv_many(&mut batch, self.batch_max).await == 0 {
                 return;
             }

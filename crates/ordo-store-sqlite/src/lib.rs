@@ -10,10 +10,11 @@ mod codec;
 mod codes;
 mod notifications;
 mod reads;
+mod syncer;
 mod writes;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -56,6 +57,12 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Tells the checkpointer to finish when the store is dropped.
     stop: Arc<AtomicBool>,
+    /// The last event known to be on disk: readers of the event log stop there, so
+    /// nothing is published that a power loss could still take back.
+    durable_seq: Arc<AtomicI64>,
+    /// Jobs sent to the writer thread and not yet done with (syncing aside).
+    busy: Arc<AtomicUsize>,
+    idle: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for SqliteStore {
@@ -64,7 +71,10 @@ impl Drop for SqliteStore {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Work for the writer thread; it returns the answer to give once the work is durable.
+type Job = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
+/// Answers a caller; called with the error if the commit could not be made durable.
+pub(crate) type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and migrates it.
@@ -81,12 +91,30 @@ impl SqliteStore {
             .map_err(codec::err)?;
         let stop = Arc::new(AtomicBool::new(false));
         spawn_checkpointer(open_connection(&path, durability)?, stop.clone())?;
+        let durable_seq = Arc::new(AtomicI64::new(i64::MAX));
+        let syncer = match durability {
+            // Commits skip their own fsync; the syncer makes them durable in groups.
+            Durability::Full => {
+                conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(codec::err)?;
+                durable_seq.store(last_event_seq(&conn), Ordering::Release);
+                Some(syncer::spawn(wal_path(&path), durable_seq.clone())?)
+            }
+            Durability::Normal => None,
+        };
         let (tx, rx) = mpsc::sync_channel::<Job>(1024);
         std::thread::Builder::new()
             .name("ordo-sqlite-writer".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
-                    job(&mut conn);
+                    let answer = job(&mut conn);
+                    match &syncer {
+                        Some(syncer) => {
+                            if syncer.send((answer, last_event_seq(&conn))).is_err() {
+                                return;
+                            }
+                        }
+                        None => answer(None),
+                    }
                 }
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -95,6 +123,9 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             path,
             stop,
+            durable_seq,
+            busy: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -108,12 +139,24 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (busy, idle) = (self.busy.clone(), self.idle.clone());
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
+            let result = f(conn);
+            if busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+                idle.notify_waiters();
+            }
+            Box::new(move |not_durable: Option<StoreError>| {
+                let _ = tx.send(match (result, not_durable) {
+                    (Ok(_), Some(e)) => Err(e),
+                    (result, _) => result,
+                });
+            })
         });
-        self.writer
-            .send(job)
-            .map_err(|_| StoreError::Unavailable("writer thread stopped".into()))?;
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        if self.writer.send(job).is_err() {
+            self.busy.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Unavailable("writer thread stopped".into()));
+        }
         rx.await
             .map_err(|_| StoreError::Unavailable("writer thread stopped".into()))?
     }
@@ -145,6 +188,18 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
     }
+}
+
+/// The highest event sequence number written so far (0 when there is none).
+fn last_event_seq(conn: &Connection) -> i64 {
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 /// Checkpoints the WAL every few hundred milliseconds (PASSIVE: never blocks the
@@ -212,6 +267,22 @@ impl Store for SqliteStore {
 
     async fn run_batch(&self, request: LoadRequest, decide: Decide) -> StoreResult<Committed> {
         self.write(move |conn| batch::run(conn, &request, decide)).await
+    }
+
+    /// Two: one batch commits on the writer thread while the last one's fsync runs.
+    fn batches_in_flight(&self) -> usize {
+        2
+    }
+
+    async fn wait_until_idle(&self) {
+        let notified = self.idle.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a job finishing in between still wakes us.
+        notified.as_mut().enable();
+        if self.busy.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        notified.await;
     }
 
     async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()> {
@@ -389,7 +460,9 @@ impl Store for SqliteStore {
     }
 
     async fn events_after(&self, shop: Option<ShopId>, after: EventSeq, limit: u32) -> StoreResult<Vec<Event>> {
-        self.read(move |c| reads::events_after(c, shop, after, limit)).await
+        let durable = self.durable_seq.load(Ordering::Acquire);
+        self.read(move |c| reads::events_after(c, shop, after, durable, limit))
+            .await
     }
     async fn append_events(&self, events: Vec<NewEvent>) -> StoreResult<()> {
         self.write(move |c| writes::append_events(c, events)).await

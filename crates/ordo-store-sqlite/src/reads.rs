@@ -366,7 +366,8 @@ pub fn get_idempotency(conn: &Connection, scope: &str, key: &str) -> R<Option<Id
     .map_err(err)
 }
 
-pub fn events_after(conn: &Connection, shop: Option<ShopId>, after: EventSeq, limit: u32) -> R<Vec<Event>> {
+/// Events after `after` up to `upto` (the last durable one), oldest first.
+pub fn events_after(conn: &Connection, shop: Option<ShopId>, after: EventSeq, upto: i64, limit: u32) -> R<Vec<Event>> {
     const COLS: &str = "seq, shop, subject, kind, payload, actor, at";
     let map = |r: &Row<'_>| -> rusqlite::Result<EventRow> {
         Ok((
@@ -381,17 +382,18 @@ pub fn events_after(conn: &Connection, shop: Option<ShopId>, after: EventSeq, li
     };
     let rows: Vec<_> = match shop {
         Some(s) => {
-            let sql = format!("SELECT {COLS} FROM events WHERE shop = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+            let sql =
+                format!("SELECT {COLS} FROM events WHERE shop = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4");
             let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
-            stmt.query_map(params![s.to_string(), after, limit], map)
+            stmt.query_map(params![s.to_string(), after, upto, limit], map)
                 .map_err(err)?
                 .collect::<Result<_, _>>()
                 .map_err(err)?
         }
         None => {
-            let sql = format!("SELECT {COLS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+            let sql = format!("SELECT {COLS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3");
             let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
-            stmt.query_map(params![after, limit], map)
+            stmt.query_map(params![after, upto, limit], map)
                 .map_err(err)?
                 .collect::<Result<_, _>>()
                 .map_err(err)?

@@ -98,6 +98,17 @@ pub trait Store: Send + Sync + 'static {
     /// Returns only after the commit is durable.
     async fn run_batch(&self, request: LoadRequest, decide: Decide) -> StoreResult<Committed>;
 
+    /// How many group commits the engine should keep in flight: more than one only
+    /// pays where the store can start a transaction while another is still becoming
+    /// durable.
+    fn batches_in_flight(&self) -> usize {
+        1
+    }
+
+    /// Waits until the store would start a new transaction at once, so a group commit
+    /// collects its commands as late as possible (and so takes as many as possible).
+    async fn wait_until_idle(&self) {}
+
     // Shops, keys and secrets.
     async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()>;
     async fn get_shop(&self, id: ShopId) -> StoreResult<Shop>;

@@ -202,7 +202,7 @@ fn bench_engine(store: DynStore, batch_max: usize) -> Engine {
     config.writers = std::env::var("ORDO_WRITERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+        .unwrap_or(0);
     config.queue_capacity = 1 << 20;
     config.rate_limit.per_sec = 0; // the load generator is one key at full speed
     Engine::start(store, crate::system_clock(), config)
