@@ -65,7 +65,8 @@ fn validate_cn(a: &Address) -> Result<(), AddressError> {
         return fail("postal_code", "a Chinese postcode has 6 digits");
     }
     let d = divisions();
-    let Some(province) = d.provinces.iter().find(|p| names_match(&a.province, &p.name)) else {
+    let (given_province, given_city) = (Name::new(&a.province), Name::new(&a.city));
+    let Some(province) = d.provinces.iter().find(|p| given_province.matches(&p.name)) else {
         return fail("province", format!("`{}` is not a province of China", a.province));
     };
     let cities = d.children(province.code);
@@ -73,20 +74,20 @@ fn validate_cn(a: &Address) -> Result<(), AddressError> {
     // the province (上海市) or leave those placeholders.
     let municipality = cities.iter().all(|c| is_placeholder(&c.name));
     let city_codes: Vec<u32> = if municipality {
-        if !(names_match(&a.city, &province.name) || is_placeholder(&a.city)) {
+        if !(given_city.matches(&province.name) || is_placeholder(&a.city)) {
             return fail("city", format!("`{}` is not a city of {}", a.city, province.name));
         }
         cities.iter().map(|c| c.code).collect()
     } else if let Some(city) = cities
         .iter()
-        .find(|c| !is_placeholder(&c.name) && names_match(&a.city, &c.name))
+        .find(|c| !is_placeholder(&c.name) && given_city.matches(&c.name))
     {
         vec![city.code]
     } else if let Some(county) = cities
         .iter()
         .filter(|c| is_placeholder(&c.name))
         .flat_map(|c| d.children(c.code))
-        .find(|x| names_match(&a.city, &x.name))
+        .find(|x| given_city.matches(&x.name))
     {
         // A county-level city directly under the province (湖北省 仙桃市).
         return check_district(a, &[county.code / 100 * 100], d, Some(county.code));
@@ -101,11 +102,12 @@ fn check_district(a: &Address, cities: &[u32], d: &Divisions, itself: Option<u32
         return Ok(());
     };
     let districts: Vec<&Division> = cities.iter().flat_map(|c| d.children(*c)).collect();
+    let given = Name::new(district);
     // Some cities (东莞, 中山) have no districts in the table: nothing to check against.
-    if districts.is_empty() || itself.is_some_and(|_| names_match(district, &a.city)) {
+    if districts.is_empty() || itself.is_some_and(|_| given.matches(&a.city)) {
         return Ok(());
     }
-    if districts.iter().any(|x| names_match(district, &x.name)) {
+    if districts.iter().any(|x| given.matches(&x.name)) {
         Ok(())
     } else {
         fail("district", format!("`{district}` is not a district of {}", a.city))
@@ -195,33 +197,46 @@ const SUFFIXES: [&str; 17] = [
     "维吾尔自治区",
 ];
 
-/// `given` names `official` if equal, or if `official` is `given` plus a standard
-/// suffix, including the ethnic-autonomy forms (延边 for 延边朝鲜族自治州).
-fn names_match(given: &str, official: &str) -> bool {
-    let given = given.trim();
-    if given.is_empty() {
-        return false;
-    }
-    if given == official {
-        return true;
-    }
-    // The shortest form of what was given, without allocating (this runs per order).
-    let given_short = SUFFIXES
-        .iter()
-        .filter_map(|s| given.strip_suffix(s))
-        .min_by_key(|s| s.len())
-        .unwrap_or(given);
-    if given_short.chars().count() < 2 {
-        return false;
-    }
-    let Some(rest) = official.strip_prefix(given_short) else {
-        return false;
-    };
-    rest.is_empty()
-        || SUFFIXES.contains(&rest)
-        || ["族自治州", "族自治县", "族自治区", "族自治旗"]
+/// A division name as a buyer wrote it, with its shortest form (suffixes such as
+/// 省/市/自治区 stripped) worked out once: it is compared with many official names.
+struct Name<'a> {
+    given: &'a str,
+    /// `None` when too short to match by prefix (one character).
+    short: Option<&'a str>,
+}
+
+impl<'a> Name<'a> {
+    fn new(given: &'a str) -> Name<'a> {
+        let given = given.trim();
+        let short = SUFFIXES
             .iter()
-            .any(|s| rest.ends_with(s))
+            .filter_map(|s| given.strip_suffix(s))
+            .min_by_key(|s| s.len())
+            .unwrap_or(given);
+        Name {
+            given,
+            short: (short.chars().nth(1).is_some()).then_some(short),
+        }
+    }
+
+    /// Names `official` if equal, or if `official` is the short form plus a standard
+    /// suffix, including the ethnic-autonomy forms (延边 for 延边朝鲜族自治州).
+    fn matches(&self, official: &str) -> bool {
+        if self.given.is_empty() {
+            return false;
+        }
+        if self.given == official {
+            return true;
+        }
+        let Some(rest) = self.short.and_then(|short| official.strip_prefix(short)) else {
+            return false;
+        };
+        rest.is_empty()
+            || SUFFIXES.contains(&rest)
+            || ["族自治州", "族自治县", "族自治区", "族自治旗"]
+                .iter()
+                .any(|s| rest.ends_with(s))
+    }
 }
 
 fn is_placeholder(name: &str) -> bool {
