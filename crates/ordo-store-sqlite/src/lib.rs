@@ -504,3 +504,74 @@ impl Store for SqliteStore {
         self.read(move |c| notifications::attempts(c, shop, &ids)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_core::auth::Actor;
+
+    fn event(n: i64) -> NewEvent {
+        NewEvent {
+            shop: None,
+            subject: format!("test_{n}"),
+            kind: "test.happened",
+            payload: serde_json::json!({ "n": n }),
+            actor: Actor::system("test"),
+            at: Timestamp(n),
+        }
+    }
+
+    #[test]
+    fn the_event_log_is_read_only_up_to_the_durable_mark() {
+        let dir = std::env::temp_dir().join(format!("ordo-sqlite-durable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = open_connection(&dir.join("ordo.db"), Durability::Full).unwrap();
+        migrate(&mut conn).unwrap();
+        let events: Vec<NewEvent> = (1..=5).map(event).collect();
+        let last = codec::insert_events(&conn, &events).unwrap().unwrap();
+        let seqs = |upto| -> Vec<i64> {
+            reads::events_after(&conn, None, 0, upto, 100)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        assert_eq!(seqs(last - 2), vec![last - 4, last - 3, last - 2]);
+        assert_eq!(seqs(last).len(), 5);
+        assert!(seqs(0).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_answered_with_its_events_readable_after_the_group_fsync() {
+        let dir = std::env::temp_dir().join(format!("ordo-sqlite-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(SqliteStore::open(dir.join("ordo.db"), Durability::Full).unwrap());
+        // Many writers at once, so the syncer answers groups of commits with one fsync.
+        let writes: Vec<_> = (0..50)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let shop = Shop {
+                        id: ShopId(n as u128 + 1),
+                        name: format!("shop {n}"),
+                        settings: ShopSettings::new(ordo_core::Currency::CNY),
+                        created_at: Timestamp(n),
+                    };
+                    store.create_shop(&shop, event(n)).await
+                })
+            })
+            .collect();
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+        // Every write was answered, so every event is durable and readable.
+        let read = store.events_after(None, 0, 1000).await.unwrap();
+        assert_eq!(read.len(), 50);
+        assert!(wal_path(&dir.join("ordo.db")).exists());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
