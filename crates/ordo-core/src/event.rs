@@ -54,6 +54,9 @@ pub mod kinds {
     pub const ORDER_COMPLETED: &str = "order.completed";
     pub const ORDER_CANCELLED: &str = "order.cancelled";
     pub const ORDER_PAYMENT_EXCEPTION: &str = "order.payment_exception";
+    /// A person accepted a payment exception on an order that had already moved on
+    /// (a further or cash-on-delivery payment that did not match); payload `{"detail"}`.
+    pub const ORDER_PAYMENT_EXCEPTION_RESOLVED: &str = "order.payment_exception_resolved";
     pub const ORDER_PAYMENT_REMINDER: &str = "order.payment_reminder";
     pub const ORDER_COD_ACCEPTED: &str = "order.cash_on_delivery";
     pub const CODE_POOL_LOW: &str = "code_pool.low";

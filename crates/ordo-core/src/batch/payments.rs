@@ -397,11 +397,26 @@ pub(super) fn resolve_exception(
     ctx: &mut Context<'_>,
 ) -> Result<Outcome, CommandError> {
     let mut order = scoped(ws, by.shop, id)?.clone();
-    if order.status != OrderStatus::PaymentException {
+    // A mismatch on a further or cash-on-delivery payment flags an order that has
+    // already moved on, without the payment_exception status.
+    let flag_only = order.status != OrderStatus::PaymentException;
+    if flag_only && order.payment_exception.is_none() {
         return Err(CommandError::NoPaymentException);
     }
     let now = ctx.now;
-    if accept {
+    if accept && flag_only {
+        let detail = order.payment_exception.take();
+        order.touch(now);
+        emit(
+            ws,
+            &order,
+            order.id,
+            kinds::ORDER_PAYMENT_EXCEPTION_RESOLVED,
+            json!({ "detail": detail }),
+            &by.actor,
+            now,
+        );
+    } else if accept {
         order.apply(OrderEvent::PaymentAccepted, now)?;
         order.payment_exception = None;
         emit(
@@ -423,6 +438,7 @@ pub(super) fn resolve_exception(
             &by.actor,
             ctx,
         )?;
+        order.payment_exception = None;
     }
     store_order(ws, order.clone());
     Ok(Outcome::Order {

@@ -2,9 +2,9 @@
 //! the durable payment timeout driven by an injected clock.
 
 use hyper::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::{GATEWAY_SECRET, payment, real_now, spawn_app};
+use crate::support::{GATEWAY_SECRET, payment, problem_type, real_now, spawn_app};
 
 #[tokio::test]
 async fn the_same_notification_a_thousand_times_captures_once() {
@@ -304,6 +304,38 @@ async fn an_unpaid_order_is_cancelled_when_its_payment_times_out() {
         .json();
     assert_eq!(o["paid_minor"], 2000);
     assert!(o["payment_exception"].as_str().unwrap().contains("unexpected payment"));
+    // The order has moved on (cancelled), so a person accepting the exception clears
+    // the flag and leaves the status alone; after that there is nothing to resolve.
+    let resolve = format!("/api/v1/orders/{id}/payment-exception/resolve");
+    let accept = json!({ "action": "accept" });
+    let r = app
+        .call(Method::POST, &resolve, &shop.owner, Some(accept.clone()))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let o = r.json();
+    assert_eq!(
+        (o["status"].as_str(), &o["payment_exception"]),
+        (Some("cancelled"), &Value::Null)
+    );
+    let again = app.call(Method::POST, &resolve, &shop.owner, Some(accept)).await;
+    assert_eq!(problem_type(&again.json()), "no-payment-exception");
+    let events = app
+        .call(Method::GET, "/api/v1/events?limit=1000", &shop.owner, None)
+        .await
+        .json();
+    let resolved: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "order.payment_exception_resolved")
+        .collect();
+    assert_eq!(resolved.len(), 1, "{events}");
+    assert!(
+        resolved[0]["payload"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected payment")
+    );
 }
 
 #[tokio::test]
