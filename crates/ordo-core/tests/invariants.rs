@@ -482,6 +482,11 @@ enum Expect {
         order: OrderId,
         to: OrderStatus,
     },
+    /// Resolves a payment exception, moving the order to `to` and clearing its flag.
+    Resolved {
+        order: OrderId,
+        to: OrderStatus,
+    },
     /// A timer with nothing to do.
     Skipped,
     Payment {
@@ -507,9 +512,10 @@ impl Expect {
     /// The only existing order the command may change.
     fn target(&self) -> Option<OrderId> {
         match self {
-            Expect::Moved { order, .. } | Expect::Payment { order, .. } | Expect::Refunded { order, .. } => {
-                Some(*order)
-            }
+            Expect::Moved { order, .. }
+            | Expect::Resolved { order, .. }
+            | Expect::Payment { order, .. }
+            | Expect::Refunded { order, .. } => Some(*order),
             Expect::Edited(order) => Some(*order),
             _ => None,
         }
@@ -773,11 +779,25 @@ impl Harness {
                 self.plan_step(SHOP, self.order_id(*order, status_in(&[S::Delivered])), Step::Complete)
             }
             Op::Resolve { order, accept } => {
-                let id = self.order_id(*order, status_in(&[S::PaymentException]));
+                let id = self.order_id(*order, |o: &Order| {
+                    o.status == S::PaymentException || o.payment_exception.is_some()
+                });
                 let expect = match self.order(SHOP, id) {
                     None => Expect::Err("order-not-found"),
-                    Some(o) if o.status != OrderStatus::PaymentException => Expect::Err("no-payment-exception"),
-                    Some(o) => Expect::Moved {
+                    // Only flagged (a payment that did not match after the order moved on):
+                    // accepting clears the flag, rejecting refunds and cancels where legal.
+                    Some(o) if o.status != OrderStatus::PaymentException => match (&o.payment_exception, accept) {
+                        (None, _) => Expect::Err("no-payment-exception"),
+                        (Some(_), true) => Expect::Resolved {
+                            order: id,
+                            to: o.status,
+                        },
+                        (Some(_), false) => match transition(o.status, OrderEvent::Cancel(CancelReason::Seller)) {
+                            Ok(to) => Expect::Resolved { order: id, to },
+                            Err(_) => Expect::Err("illegal-transition"),
+                        },
+                    },
+                    Some(o) => Expect::Resolved {
                         order: id,
                         to: if *accept {
                             self.reviewed(o)
@@ -1234,14 +1254,22 @@ impl Harness {
                 assert!(before == after, "a skipped timer changed the working set\n{ctx}");
                 assert!(is_empty(changes), "a skipped timer recorded changes\n{ctx}");
             }
-            Expect::Moved { order: id, to } => {
+            Expect::Moved { order: id, to } | Expect::Resolved { order: id, to } => {
                 let Outcome::Order { order, replayed: false } = outcome else {
                     panic!("expected an order\n{ctx}");
                 };
                 assert_eq!(order.id, *id, "{ctx}");
                 assert_eq!(order.status, *to, "{ctx}");
                 assert_eq!(after.orders.get(id), Some(&**order), "{ctx}");
-                if *to == OrderStatus::Cancelled {
+                if matches!(expect, Expect::Resolved { .. }) {
+                    assert_eq!(order.payment_exception, None, "a resolved exception is cleared\n{ctx}");
+                }
+                let was_cancelled = before
+                    .orders
+                    .get(id)
+                    .is_some_and(|o| o.status == OrderStatus::Cancelled);
+                // (Money that arrived after a cancel waits for a person to refund it.)
+                if *to == OrderStatus::Cancelled && !was_cancelled {
                     assert!(order.cancel_reason.is_some(), "{ctx}");
                     assert_eq!(
                         order.paid_minor, order.refunded_minor,
