@@ -17,6 +17,9 @@ use crate::provider::{Provider, ProviderError};
 
 /// Events read, and notifications delivered, per round.
 const PAGE: u32 = 200;
+/// How long a claimed notification is kept from other workers: longer than any
+/// provider takes to answer or time out, short enough to retry soon after a crash.
+const LEASE_SECS: i64 = 300;
 
 /// Reads the codes delivered for a virtual-goods order (they are stored encrypted
 /// elsewhere and never enter the event log or the delivery log).
@@ -168,8 +171,15 @@ impl Notifier {
     /// Sends the notifications due now (one page), recording each attempt.
     pub async fn deliver_due(&self) -> StoreResult<RoundReport> {
         let mut report = RoundReport::default();
-        for n in self.store.due_notifications(self.clock.now(), PAGE).await? {
-            match self.deliver(&n).await? {
+        let now = self.clock.now();
+        let due = self.store.due_notifications(now, PAGE).await?;
+        let ids: Vec<i64> = due.iter().map(|n| n.id).collect();
+        let mine = self
+            .store
+            .claim_notifications(&ids, now, now.plus_secs(LEASE_SECS))
+            .await?;
+        for n in due.iter().filter(|n| mine.contains(&n.id)) {
+            match self.deliver(n).await? {
                 AttemptOutcome::Sent => report.sent += 1,
                 AttemptOutcome::Retry { .. } => report.retrying += 1,
                 AttemptOutcome::Failed => report.failed += 1,

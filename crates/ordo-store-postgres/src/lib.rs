@@ -343,6 +343,10 @@ impl Store for PgStore {
         notifications::due(&self.client().await?, now, limit).await
     }
 
+    async fn claim_notifications(&self, ids: &[i64], now: Timestamp, lease_until: Timestamp) -> StoreResult<Vec<i64>> {
+        notifications::claim(&self.client().await?, ids, now, lease_until).await
+    }
+
     async fn record_notification_attempt(
         &self,
         id: i64,

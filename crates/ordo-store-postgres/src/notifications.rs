@@ -100,6 +100,29 @@ pub(crate) async fn due(client: &Client, now: Timestamp, max: u32) -> StoreResul
     query(client, &sql, &[&now.millis(), &limit(max)]).await
 }
 
+/// One statement: under READ COMMITTED a row another worker claimed meanwhile is
+/// re-checked after its lock is released, finds its next attempt moved past `now`,
+/// and is left out.
+pub(crate) async fn claim(
+    client: &Client,
+    ids: &[i64],
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> StoreResult<Vec<i64>> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE notifications SET next_attempt_at = $3 \
+             WHERE id = ANY($1) AND status = 'pending' AND next_attempt_at <= $2 RETURNING id",
+        )
+        .await
+        .map_err(db)?;
+    let rows = client
+        .query(&stmt, &[&ids, &now.millis(), &lease_until.millis()])
+        .await
+        .map_err(db)?;
+    Ok(rows.iter().map(|r| r.get::<_, i64>(0)).collect())
+}
+
 pub(crate) async fn record_attempt(
     client: &mut Client,
     id: i64,

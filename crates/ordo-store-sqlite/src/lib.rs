@@ -481,6 +481,11 @@ impl Store for SqliteStore {
     async fn due_notifications(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<NotificationRecord>> {
         self.read(move |c| notifications::due(c, now, limit)).await
     }
+    async fn claim_notifications(&self, ids: &[i64], now: Timestamp, lease_until: Timestamp) -> StoreResult<Vec<i64>> {
+        let ids = ids.to_vec();
+        self.write(move |c| notifications::claim(c, &ids, now, lease_until))
+            .await
+    }
     async fn record_notification_attempt(
         &self,
         id: i64,

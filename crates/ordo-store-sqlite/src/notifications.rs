@@ -160,6 +160,28 @@ pub fn due(conn: &Connection, now: Timestamp, limit: u32) -> R<Vec<NotificationR
     query(conn, &sql, params![now.0, limit])
 }
 
+pub fn claim(conn: &mut Connection, ids: &[i64], now: Timestamp, lease_until: Timestamp) -> R<Vec<i64>> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let mut won = Vec::with_capacity(ids.len());
+    {
+        let mut claim = tx
+            .prepare_cached(
+                "UPDATE notifications SET next_attempt_at = ?3 \
+                 WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?2",
+            )
+            .map_err(err)?;
+        for id in ids {
+            if claim.execute(params![id, now.0, lease_until.0]).map_err(err)? == 1 {
+                won.push(*id);
+            }
+        }
+    }
+    tx.commit().map_err(err)?;
+    Ok(won)
+}
+
 pub fn record_attempt(conn: &mut Connection, id: i64, a: &NotificationAttempt, then: AttemptOutcome) -> R<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)

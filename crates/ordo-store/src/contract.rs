@@ -119,6 +119,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("notifications_are_due_by_time_and_record_attempts", |s| {
         Box::pin(notifications::notifications_are_due_by_time_and_record_attempts(s))
     }),
+    ("each_due_notification_is_claimed_by_one_worker", |s| {
+        Box::pin(notifications::each_due_notification_is_claimed_by_one_worker(s))
+    }),
     ("notifications_are_scoped_and_paged", |s| {
         Box::pin(notifications::notifications_are_scoped_and_paged(s))
     }),

@@ -225,6 +225,12 @@ pub trait Store: Send + Sync + 'static {
     /// Pending notifications of every shop whose next attempt is at or before `now`,
     /// earliest first.
     async fn due_notifications(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<NotificationRecord>>;
+    /// Claims notifications `ids` for one delivery attempt: each one still pending and
+    /// due at `now` has its next attempt moved to `lease_until` and is returned; one
+    /// another worker (another process) claimed first is left out. So a notification
+    /// is sent by one worker at a time; a worker that dies mid-send leaves the lease
+    /// to run out, and the notification is tried again.
+    async fn claim_notifications(&self, ids: &[i64], now: Timestamp, lease_until: Timestamp) -> StoreResult<Vec<i64>>;
     /// Records one delivery attempt of notification `id` and its consequence: `Sent`,
     /// `Retry { at }` (still pending) or `Failed`. Bumps `attempts`.
     async fn record_notification_attempt(

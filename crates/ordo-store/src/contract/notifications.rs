@@ -211,6 +211,59 @@ fn gave_up_for(id: i64) -> NotificationAttempt {
     }
 }
 
+pub(super) async fn each_due_notification_is_claimed_by_one_worker(store: Arc<dyn Store>) {
+    let (shop, mut ids) = shop(&store).await;
+    let order = OrderId(ids.next_id());
+    let seq = fresh_seqs();
+    let cursor = ok("notification_cursor", store.notification_cursor().await);
+    let items = (0..20).map(|i| new(shop, seq + i, order, Channel::Email, T0)).collect();
+    ok("enqueue", store.enqueue_notifications(items, cursor).await);
+    let due = mine(ok("due", store.due_notifications(T0, 1000).await), shop);
+    let ids: Vec<i64> = due.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 20);
+    let lease = T0.plus_secs(300);
+
+    // Eight workers claim the same page at once: each notification goes to exactly one.
+    let claims = (0..8).map(|_| store.claim_notifications(&ids, T0, lease)).collect();
+    let mut won: Vec<i64> = Vec::new();
+    for claim in super::join_all(claims).await {
+        won.extend(ok("claim", claim));
+    }
+    won.sort_unstable();
+    let mut want = ids.clone();
+    want.sort_unstable();
+    assert_eq!(won, want, "every notification claimed exactly once");
+
+    // Claimed: not due again until the lease runs out, and not claimable meanwhile.
+    assert!(mine(ok("due", store.due_notifications(T0.plus_secs(299), 1000).await), shop).is_empty());
+    assert!(ok("claim", store.claim_notifications(&ids, T0.plus_secs(299), lease).await).is_empty());
+    assert_eq!(
+        mine(ok("due", store.due_notifications(lease, 1000).await), shop).len(),
+        20
+    );
+
+    // A notification already sent is never claimed, whatever the time.
+    let sent = NotificationAttempt {
+        notification: ids[0],
+        at: T0,
+        ok: true,
+        detail: "250 OK".into(),
+    };
+    ok(
+        "record attempt",
+        store
+            .record_notification_attempt(ids[0], &sent, AttemptOutcome::Sent)
+            .await,
+    );
+    let later = lease.plus_secs(3600);
+    let again = ok(
+        "claim",
+        store.claim_notifications(&ids, later, later.plus_secs(300)).await,
+    );
+    assert_eq!(again.len(), 19);
+    assert!(!again.contains(&ids[0]));
+}
+
 pub(super) async fn notifications_are_scoped_and_paged(store: Arc<dyn Store>) {
     let (a, mut ids) = shop(&store).await;
     let (b, _) = shop(&store).await;
