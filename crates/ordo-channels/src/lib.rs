@@ -60,6 +60,9 @@ pub struct ChannelOrder {
     pub payment: ChannelPayment,
     /// The channel's name for the payment method (gateway name, `payment_method` slug).
     pub payment_method: Option<String>,
+    /// The channel says the order is cancelled: Shopify `cancelled_at` set (the
+    /// `orders/cancelled` webhook), WooCommerce status `cancelled`, marketplace `cancelled: true`.
+    pub cancelled: bool,
 }
 
 /// One ordered item.

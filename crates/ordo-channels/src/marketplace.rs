@@ -61,6 +61,8 @@ struct Order<'a> {
     payment_method: Option<Cow<'a, str>>,
     #[serde(borrow)]
     buyer_message: Option<Cow<'a, str>>,
+    #[serde(default)]
+    cancelled: bool,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +220,7 @@ pub fn parse(body: &[u8]) -> Result<ChannelOrder, ChannelError> {
         note: non_empty(o.buyer_message.as_ref()),
         payment,
         payment_method: method.map(str::to_owned),
+        cancelled: o.cancelled,
     })
 }
 

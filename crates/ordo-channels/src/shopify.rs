@@ -48,6 +48,8 @@ struct Order<'a> {
     #[serde(borrow)]
     financial_status: Option<Cow<'a, str>>,
     #[serde(borrow)]
+    cancelled_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     gateway: Option<Cow<'a, str>>,
     #[serde(borrow)]
     payment_gateway_names: Option<Vec<Cow<'a, str>>>,
@@ -298,5 +300,6 @@ pub fn parse(body: &[u8]) -> Result<ChannelOrder, ChannelError> {
         note: non_empty(o.note.as_ref()),
         payment,
         payment_method,
+        cancelled: o.cancelled_at.is_some(),
     })
 }

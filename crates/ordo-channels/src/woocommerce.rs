@@ -218,5 +218,6 @@ pub fn parse(body: &[u8]) -> Result<ChannelOrder, ChannelError> {
         note: non_empty(o.customer_note.as_ref()),
         payment,
         payment_method: method.map(str::to_owned),
+        cancelled: status == "cancelled",
     })
 }
