@@ -1,4 +1,4 @@
-//! Shopify `orders/create` (and `orders/updated`, `orders/paid`) webhooks.
+//! Shopify `orders/create` (and `orders/updated`, `orders/paid`, `orders/cancelled`) webhooks.
 //!
 //! Signature: header `X-Shopify-Hmac-Sha256` = base64(HMAC-SHA256(app secret, raw body)).
 //!

@@ -105,6 +105,7 @@ fn shopify_paid_order() {
             reference: s("shopify:5872349102117"),
         },
         payment_method: Some(s("shopify_payments")),
+        cancelled: false,
     };
     assert_eq!(o, want);
     assert_identity(&o);
@@ -167,6 +168,7 @@ fn shopify_cash_on_delivery_order() {
         note: None,
         payment: ChannelPayment::CashOnDelivery,
         payment_method: Some(s("Cash on Delivery (COD)")),
+        cancelled: false,
     };
     assert_eq!(o, want);
     assert_identity(&o);
@@ -229,6 +231,7 @@ fn woocommerce_processing_order() {
             reference: s("woocommerce:10482"),
         },
         payment_method: Some(s("stripe")),
+        cancelled: false,
     };
     assert_eq!(o, want);
     assert_identity(&o);
@@ -290,6 +293,7 @@ fn marketplace_order() {
             reference: s("marketplace:taobao:3904218850271553926"),
         },
         payment_method: Some(s("alipay")),
+        cancelled: false,
     };
     assert_eq!(o, want);
     assert_identity(&o);
@@ -604,4 +608,29 @@ fn zero_decimal_currency() {
     let o = shopify::parse(&jpy).unwrap();
     assert_eq!(o.total_minor, 2199);
     assert_eq!(o.lines[0].unit_price_minor, 1299);
+}
+
+#[test]
+fn each_channel_says_when_an_order_is_cancelled() {
+    let shopify = edit(
+        SHOPIFY_PAID,
+        "\"cancelled_at\": null",
+        "\"cancelled_at\": \"2026-03-14T21:02:11+08:00\"",
+    );
+    assert!(shopify::parse(&shopify).unwrap().cancelled);
+    assert!(!shopify::parse(SHOPIFY_PAID).unwrap().cancelled);
+    let woo = edit(
+        WOO_PROCESSING,
+        "\"status\": \"processing\"",
+        "\"status\": \"cancelled\"",
+    );
+    assert!(woocommerce::parse(&woo).unwrap().cancelled);
+    assert!(!woocommerce::parse(WOO_PROCESSING).unwrap().cancelled);
+    let market = edit(
+        MARKETPLACE,
+        "\"paid\": true,",
+        "\"paid\": true,\n  \"cancelled\": true,",
+    );
+    assert!(marketplace::parse(&market).unwrap().cancelled);
+    assert!(!marketplace::parse(MARKETPLACE).unwrap().cancelled);
 }

@@ -216,10 +216,15 @@ impl Engine {
         mappings: &HashMap<String, String>,
         actor: Actor,
     ) -> EngineResult<ChannelReceipt> {
-        let (external_id, mapped) = match parse(channel, body) {
-            Ok(order) => (order.external_id.clone(), map_order(shop, order, mappings)),
+        let (external_id, cancelled, mapped) = match parse(channel, body) {
+            Ok(order) => (
+                order.external_id.clone(),
+                order.cancelled,
+                map_order(shop, order, mappings),
+            ),
             Err(e) => (
                 fallback_external_id(body),
+                false,
                 Err(Unmapped {
                     code: e.code().to_string(),
                     reason: e.to_string(),
@@ -237,6 +242,7 @@ impl Engine {
             },
             actor,
             mapped,
+            cancelled,
         };
         match self.submit(Command::IntakeChannelOrder(Box::new(intake))).await? {
             Outcome::ChannelOrder { raw, order, replayed } => {

@@ -1657,6 +1657,7 @@ fn intake(w: &World, external_id: &str, body: &str, mapped: Result<PlaceOrder, U
         body: body.into(),
         actor: actor(),
         mapped,
+        cancelled: false,
     }))
 }
 

@@ -83,6 +83,9 @@ pub struct ChannelIntake {
     pub body: String,
     pub actor: Actor,
     pub mapped: Result<PlaceOrder, Unmapped>,
+    /// The channel says the order is cancelled: a placed order is cancelled (before it
+    /// ships), one not yet placed is not placed.
+    pub cancelled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{ChannelIntake, Context, Outcome, WorkingSet};
 use crate::channel::{ChannelPayment, RawChannelOrder, RawStatus};
 use crate::event::{NewEvent, kinds};
-use crate::order::OrderStatus;
+use crate::order::{CancelReason, OrderEvent, OrderStatus, transition};
 use crate::payment::PaymentNotice;
 use crate::{ChannelOrderId, CommandError, OrderId};
 
@@ -37,6 +37,40 @@ fn paid_since(ws: &mut WorkingSet, c: &ChannelIntake, id: OrderId, ctx: &mut Con
     super::payments::notice(ws, &notice, ctx).map(|_| ())
 }
 
+/// A later delivery says the channel cancelled the order (Shopify's
+/// `orders/cancelled`, WooCommerce status `cancelled`): cancel it too — stock
+/// released, what was captured refunded — unless it has already left the
+/// warehouse, which a person must then handle (`channel_order.cancel_refused`).
+fn cancelled_since(
+    ws: &mut WorkingSet,
+    c: &ChannelIntake,
+    raw: ChannelOrderId,
+    id: OrderId,
+    ctx: &mut Context<'_>,
+) -> Result<(), CommandError> {
+    let Some(order) = ws.orders.get(&id) else { return Ok(()) };
+    if order.status == OrderStatus::Cancelled {
+        return Ok(());
+    }
+    let cancel = OrderEvent::Cancel(CancelReason::Platform);
+    if transition(order.status, cancel).is_err() {
+        ws.emit(NewEvent {
+            shop: Some(c.shop),
+            subject: raw.to_string(),
+            kind: kinds::CHANNEL_ORDER_CANCEL_REFUSED,
+            payload: json!({ "channel": c.channel, "external_id": c.external_id, "order": id, "status": order.status.as_str() }),
+            actor: c.actor.clone(),
+            at: ctx.now,
+        });
+        return Ok(());
+    }
+    let mut order = order.clone();
+    let note = format!("cancelled at {}", c.channel);
+    super::orders::cancel(ws, &mut order, CancelReason::Platform, Some(&note), &c.actor, ctx)?;
+    super::orders::store_order(ws, order);
+    Ok(())
+}
+
 pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
     if !ws.shops.contains_key(&c.shop) {
         return Err(CommandError::ShopNotFound);
@@ -48,6 +82,9 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
     {
         if let Some(id) = raw.order {
             paid_since(ws, c, id, ctx)?;
+            if c.cancelled {
+                cancelled_since(ws, c, raw.id, id, ctx)?;
+            }
         }
         let order = raw.order.and_then(|id| ws.orders.get(&id)).cloned().map(Box::new);
         return Ok(Outcome::ChannelOrder {
@@ -76,6 +113,11 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
     raw.body.clone_from(&c.body);
 
     let placed = match &c.mapped {
+        // Nothing to place: the channel cancelled it before Ordo could.
+        _ if c.cancelled => Err((
+            "cancelled-at-channel".to_string(),
+            format!("{} cancelled this order before it was placed in Ordo", c.channel),
+        )),
         Ok(place) => super::orders::place_order(ws, place, ctx).map_err(|e| (e.code().to_string(), e.to_string())),
         Err(u) => Err((u.code.clone(), u.reason.clone())),
     };

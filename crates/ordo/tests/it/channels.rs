@@ -443,3 +443,102 @@ async fn a_shopify_order_paid_later_is_paid_by_the_later_webhook() {
     assert_eq!(r.status, 200);
     assert_eq!(order(&app, &shop, &id).await["paid_minor"], 26_350, "paid once");
 }
+
+#[tokio::test]
+async fn a_channel_cancellation_cancels_the_order_until_it_ships() {
+    let app = spawn_app().await;
+    let shop = channel_shop(
+        &app,
+        "USD",
+        "shopify",
+        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
+    )
+    .await;
+    map(
+        &app,
+        &shop,
+        "shopify",
+        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
+    )
+    .await;
+    let cancelled_body = |id: &str| {
+        SHOPIFY_PAID
+            .replace("\"id\": 5872349102117", &format!("\"id\": {id}"))
+            .replace(
+                "\"cancelled_at\": null",
+                "\"cancelled_at\": \"2026-11-20T10:00:00-05:00\"",
+            )
+    };
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let id = r.json()["order_id"].clone();
+    assert_eq!(app.stock(&shop.owner, "CUP-CELADON-01").await["reserved"], 3);
+
+    // orders/cancelled: the same order, now cancelled at Shopify.
+    let cancelled = cancelled_body("5872349102117");
+    assert_ne!(cancelled, SHOPIFY_PAID);
+    for _ in 0..2 {
+        let r = deliver(&app, "shopify", &shop.id, &cancelled, SECRET).await;
+        assert_eq!(
+            (r.status, r.json()["duplicate"].as_bool()),
+            (200, Some(true)),
+            "{:?}",
+            r.json()
+        );
+        let o = order(&app, &shop, &id).await;
+        assert_eq!(
+            (
+                o["status"].as_str(),
+                o["cancel_reason"].as_str(),
+                o["refunded_minor"].as_i64()
+            ),
+            (Some("cancelled"), Some("platform"), Some(26_350)),
+            "cancelled and refunded once: {o}"
+        );
+    }
+    let cup = app.stock(&shop.owner, "CUP-CELADON-01").await;
+    assert_eq!(
+        (cup["reserved"].as_i64(), cup["available"].as_i64()),
+        (Some(0), Some(50))
+    );
+
+    // An order that arrives already cancelled is kept as received, not placed.
+    let r = deliver(&app, "shopify", &shop.id, &cancelled_body("5872349102118"), SECRET).await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(
+        (r.json()["reason_code"].as_str(), &r.json()["order_id"]),
+        (Some("cancelled-at-channel"), &Value::Null)
+    );
+
+    // Once shipped, a cancellation at the channel is for a person: the order stays
+    // shipped and the refusal is in the event log.
+    let fresh = SHOPIFY_PAID.replace("\"id\": 5872349102117", "\"id\": 5872349102119");
+    let r = deliver(&app, "shopify", &shop.id, &fresh, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let shipped = r.json()["order_id"].clone();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{}/ship", shipped.as_str().unwrap()),
+            &shop.owner,
+            Some(json!({ "carrier": "UPS", "tracking_number": "1Z999AA10123456784" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = deliver(&app, "shopify", &shop.id, &cancelled_body("5872349102119"), SECRET).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(order(&app, &shop, &shipped).await["status"], "shipped");
+    let events = app
+        .call(Method::GET, "/api/v1/events?limit=1000", &shop.owner, None)
+        .await
+        .json();
+    let refused: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "channel_order.cancel_refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{events}");
+    assert_eq!(refused[0]["payload"]["order"], shipped);
+    assert_eq!(refused[0]["payload"]["status"], "shipped");
+}
