@@ -95,6 +95,26 @@ async fn deliver(app: &TestApp, channel: &str, shop: &str, body: &str, secret: &
     .expect("request")
 }
 
+/// A USD shop selling the Shopify fixture's SKUs, its gift-wrap line (no seller
+/// SKU) mapped by variant.
+async fn shopify_shop(app: &TestApp) -> ChannelShop {
+    let shop = channel_shop(
+        app,
+        "USD",
+        "shopify",
+        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
+    )
+    .await;
+    map(
+        app,
+        &shop,
+        "shopify",
+        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
+    )
+    .await;
+    shop
+}
+
 async fn map(app: &TestApp, shop: &ChannelShop, channel: &str, mappings: Value) {
     let r = app
         .call(
@@ -410,20 +430,7 @@ async fn channel_orders_and_mappings_stay_inside_their_shop() {
 #[tokio::test]
 async fn a_shopify_order_paid_later_is_paid_by_the_later_webhook() {
     let app = spawn_app().await;
-    let shop = channel_shop(
-        &app,
-        "USD",
-        "shopify",
-        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
-    )
-    .await;
-    map(
-        &app,
-        &shop,
-        "shopify",
-        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
-    )
-    .await;
+    let shop = shopify_shop(&app).await;
     let pending = SHOPIFY_PAID.replace("\"financial_status\": \"paid\"", "\"financial_status\": \"pending\"");
     assert_ne!(pending, SHOPIFY_PAID);
     let r = deliver(&app, "shopify", &shop.id, &pending, SECRET).await;
@@ -447,20 +454,7 @@ async fn a_shopify_order_paid_later_is_paid_by_the_later_webhook() {
 #[tokio::test]
 async fn a_channel_cancellation_cancels_the_order_until_it_ships() {
     let app = spawn_app().await;
-    let shop = channel_shop(
-        &app,
-        "USD",
-        "shopify",
-        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
-    )
-    .await;
-    map(
-        &app,
-        &shop,
-        "shopify",
-        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
-    )
-    .await;
+    let shop = shopify_shop(&app).await;
     let cancelled_body = |id: &str| {
         SHOPIFY_PAID
             .replace("\"id\": 5872349102117", &format!("\"id\": {id}"))
@@ -528,17 +522,8 @@ async fn a_channel_cancellation_cancels_the_order_until_it_ships() {
     let r = deliver(&app, "shopify", &shop.id, &cancelled_body("5872349102119"), SECRET).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(order(&app, &shop, &shipped).await["status"], "shipped");
-    let events = app
-        .call(Method::GET, "/api/v1/events?limit=1000", &shop.owner, None)
-        .await
-        .json();
-    let refused: Vec<&Value> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "channel_order.cancel_refused")
-        .collect();
-    assert_eq!(refused.len(), 1, "{events}");
+    let refused = app.events_of(&shop.owner, "channel_order.cancel_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["payload"]["order"], shipped);
     assert_eq!(refused[0]["payload"]["status"], "shipped");
 }

@@ -319,17 +319,8 @@ async fn an_unpaid_order_is_cancelled_when_its_payment_times_out() {
     );
     let again = app.call(Method::POST, &resolve, &shop.owner, Some(accept)).await;
     assert_eq!(problem_type(&again.json()), "no-payment-exception");
-    let events = app
-        .call(Method::GET, "/api/v1/events?limit=1000", &shop.owner, None)
-        .await
-        .json();
-    let resolved: Vec<&Value> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "order.payment_exception_resolved")
-        .collect();
-    assert_eq!(resolved.len(), 1, "{events}");
+    let resolved = app.events_of(&shop.owner, "order.payment_exception_resolved").await;
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
     assert!(
         resolved[0]["payload"]["detail"]
             .as_str()

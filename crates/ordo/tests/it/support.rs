@@ -221,6 +221,14 @@ impl TestApp {
         self.clock.now().0 / 1000
     }
 
+    /// The shop's events of one type, oldest first (the first 1,000 events).
+    pub async fn events_of(&self, token: &str, kind: &str) -> Vec<Value> {
+        let r = self.call(Method::GET, "/api/v1/events?limit=1000", token, None).await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let items = r.json()["items"].as_array().expect("items").clone();
+        items.into_iter().filter(|e| e["type"] == kind).collect()
+    }
+
     pub async fn stock(&self, token: &str, sku: &str) -> Value {
         let r = self
             .call(Method::GET, &format!("/api/v1/stock/{sku}"), token, None)
