@@ -15,6 +15,41 @@ use crate::anyhow_like::Result;
 
 pub const DEMO_GATEWAY_SECRET: &str = "demo-gateway-secret-0123456789";
 
+/// The demo's codes key when none is configured: generated once and kept in a file
+/// beside the SQLite database (`ordo.db.codes-key`, readable by the owner only; for
+/// PostgreSQL `ordo-demo.codes-key` in the working directory), so codes sealed in
+/// an earlier run can still be opened after a restart.
+pub fn codes_key(database: &str) -> Result<ordo_engine::codes::CodesKey> {
+    let path = match database.strip_prefix("sqlite://") {
+        Some(db) => std::path::PathBuf::from(format!("{db}.codes-key")),
+        None => std::path::PathBuf::from("ordo-demo.codes-key"),
+    };
+    let hex = match std::fs::read_to_string(&path) {
+        Ok(hex) => hex,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let hex = ordo_engine::codes::CodesKey::generate_hex();
+            write_private(&path, &hex)?;
+            println!("demo codes key generated and kept in {}", path.display());
+            hex
+        }
+        Err(e) => return Err(format!("cannot read the demo codes key {}: {e}", path.display()).into()),
+    };
+    Ok(ordo_engine::codes::CodesKey::from_hex(&hex)?)
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot write the demo codes key {}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
 pub struct SeededShop {
     pub id: ShopId,
     pub name: String,
@@ -270,4 +305,32 @@ pub async fn pay(
         shop: None,
     };
     engine.payment_notify("generic", inbound).await
+}
+
+#[cfg(test)]
+mod codes_key_tests {
+    #[test]
+    fn the_demo_codes_key_is_generated_once_and_kept_private() {
+        let dir = std::env::temp_dir().join(format!("ordo-demo-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = format!("sqlite://{}", dir.join("ordo.db").display());
+        let file = dir.join("ordo.db.codes-key");
+        super::codes_key(&database).unwrap();
+        let first = std::fs::read_to_string(&file).unwrap();
+        super::codes_key(&database).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            first,
+            "reused, not regenerated"
+        );
+        assert_eq!(first.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only the owner may read it: {mode:o}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -200,9 +200,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let codes_key = match codes_key {
                 Some(hex) => Some(ordo_engine::codes::CodesKey::from_hex(&hex)?),
-                None if demo => Some(ordo_engine::codes::CodesKey::from_hex(
-                    &ordo_engine::codes::CodesKey::generate_hex(),
-                )?),
+                None if demo => Some(ordo::demo::codes_key(&database)?),
                 None => None,
             };
             let providers = notify.options().providers(demo)?;
