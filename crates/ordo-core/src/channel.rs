@@ -60,9 +60,10 @@ pub struct RawChannelOrder {
     pub deliveries: i64,
     pub received_at: Timestamp,
     pub updated_at: Timestamp,
-    /// The body exactly as received (stored apart from the rest).
+    /// The body exactly as received (stored apart from the rest); shared, not copied,
+    /// between the command, the working set and the outcome.
     #[serde(skip)]
-    pub body: String,
+    pub body: std::sync::Arc<str>,
 }
 
 /// Why a channel order could not become an Ordo order.

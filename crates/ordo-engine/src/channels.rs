@@ -237,8 +237,8 @@ impl Engine {
             external_id,
             // Valid UTF-8 is the rule; the lossy decoder (slower) only for the exception.
             body: match std::str::from_utf8(body) {
-                Ok(text) => text.to_owned(),
-                Err(_) => String::from_utf8_lossy(body).into_owned(),
+                Ok(text) => text.into(),
+                Err(_) => String::from_utf8_lossy(body).into(),
             },
             actor,
             mapped,

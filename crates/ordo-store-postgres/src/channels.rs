@@ -87,7 +87,7 @@ pub(crate) async fn mappings(client: &Client, shop: ShopId, channel: &str) -> St
 
 fn decode(row: &Row) -> StoreResult<RawChannelOrder> {
     let mut raw: RawChannelOrder = json(row, "doc")?;
-    raw.body = col(row, "body")?;
+    raw.body = col::<String>(row, "body")?.into();
     Ok(raw)
 }
 
@@ -172,7 +172,7 @@ pub(crate) async fn upsert(tx: &Transaction<'_>, raws: &[RawChannelOrder]) -> St
     let updated: Vec<i64> = raws.iter().map(|r| r.updated_at.0).collect();
     let orders: Vec<Option<String>> = raws.iter().map(|r| r.order.map(|o| o.to_string())).collect();
     let docs = raws.iter().map(to_json).collect::<StoreResult<Vec<String>>>()?;
-    let bodies: Vec<&str> = raws.iter().map(|r| r.body.as_str()).collect();
+    let bodies: Vec<&str> = raws.iter().map(|r| &*r.body).collect();
     let stmt = tx
         .prepare_cached(
             "INSERT INTO channel_orders (id, shop, channel, external_id, status, received_at, updated_at, order_id, doc, body)

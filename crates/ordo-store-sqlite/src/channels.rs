@@ -119,7 +119,7 @@ pub(crate) fn decode_body(value: ValueRef<'_>) -> R<String> {
 
 fn decode(doc: &str, body: String) -> R<RawChannelOrder> {
     let mut raw: RawChannelOrder = from_json(doc)?;
-    raw.body = body;
+    raw.body = body.into();
     Ok(raw)
 }
 

@@ -79,7 +79,7 @@ impl ChannelOrderView {
             deliveries: r.deliveries,
             received_at: time(r.received_at),
             updated_at: time(r.updated_at),
-            body: who.sees_buyer_contact().then(|| r.body.clone()),
+            body: who.sees_buyer_contact().then(|| r.body.to_string()),
         }
     }
 }

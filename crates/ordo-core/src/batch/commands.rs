@@ -80,7 +80,7 @@ pub struct ChannelIntake {
     pub shop: ShopId,
     pub channel: String,
     pub external_id: String,
-    pub body: String,
+    pub body: std::sync::Arc<str>,
     pub actor: Actor,
     pub mapped: Result<PlaceOrder, Unmapped>,
     /// The channel says the order is cancelled: a placed order is cancelled (before it

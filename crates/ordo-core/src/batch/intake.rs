@@ -106,11 +106,11 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
         deliveries: 0,
         received_at: now,
         updated_at: now,
-        body: String::new(),
+        body: Default::default(),
     });
     raw.deliveries += 1;
     raw.updated_at = now;
-    raw.body.clone_from(&c.body);
+    raw.body = c.body.clone();
 
     let placed = match &c.mapped {
         // Nothing to place: the channel cancelled it before Ordo could.
