@@ -39,8 +39,14 @@ impl Writer {
     pub async fn run(self: Arc<Self>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Submission>>>) {
         loop {
             let mut batch: Vec<Submission> = Vec::with_capacity(self.batch_max);
+            let mut queue = rx.lock().await;
+            // Holding the queue, so no other writer collects a batch meanwhile: the
+            // batch is taken only when the store can start it, and so takes all
+            // that arrived while the last one ran.
             self.store.wait_until_idle().await;
-            if rx.lock().await.recv_many(&mut batch, self.batch_max).await == 0 {
+            let taken = queue.recv_many(&mut batch, self.batch_max).await;
+            drop(queue);
+            if taken == 0 {
                 return;
             }
             self.commit(batch).await;
