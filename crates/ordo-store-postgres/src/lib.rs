@@ -110,6 +110,12 @@ impl Store for PgStore {
         batch::run(&mut client, request, decide).await
     }
 
+    /// Two: one batch's commit overlaps the next one's work on another connection
+    /// (rows are locked in key order, and a deadlock or serialization failure is retried).
+    fn batches_in_flight(&self) -> usize {
+        2
+    }
+
     async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;

@@ -99,8 +99,8 @@ pub trait Store: Send + Sync + 'static {
     async fn run_batch(&self, request: LoadRequest, decide: Decide) -> StoreResult<Committed>;
 
     /// How many group commits the engine should keep in flight: more than one only
-    /// pays where the store can start a transaction while another is still becoming
-    /// durable.
+    /// pays where the store can start a transaction while another is still running or
+    /// becoming durable.
     fn batches_in_flight(&self) -> usize {
         1
     }

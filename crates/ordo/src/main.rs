@@ -39,8 +39,8 @@ enum Cmd {
         /// Most commands per group commit; 1 turns batching off.
         #[arg(long, env = "ORDO_BATCH_MAX", default_value_t = 1024)]
         batch_max: usize,
-        /// Group commits in flight at once; 0 lets the store choose (SQLite 2: one commits
-        /// while the other's fsync runs; PostgreSQL 1).
+        /// Group commits in flight at once; 0 lets the store choose (2 on both: on SQLite one
+        /// commits while the other's fsync runs; on PostgreSQL their transactions overlap).
         #[arg(long, env = "ORDO_WRITERS", default_value_t = 0)]
         writers: usize,
         /// Requests per second each API key may sustain (0 = unlimited); bursts up to 2.5× that.
