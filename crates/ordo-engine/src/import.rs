@@ -49,7 +49,14 @@ struct Row {
     shipping_minor: Option<i64>,
     #[serde(default)]
     note: Option<String>,
+    /// Set when the order was already paid elsewhere (a till, a bank transfer): the
+    /// payment's reference. The order is then paid in full as it is placed.
+    #[serde(default)]
+    paid_reference: Option<String>,
 }
+
+/// The gateway name imported payments are recorded under.
+pub const IMPORT_GATEWAY: &str = "import";
 
 fn cn() -> String {
     "CN".into()
@@ -111,8 +118,8 @@ impl Engine {
         self.require(who, ordo_core::auth::Action::PlaceOrders)?;
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(csv_text);
         let mut results = Vec::new();
-        // external_id → (first line, lines, order)
-        let mut orders: Vec<(String, Vec<usize>, NewOrder)> = Vec::new();
+        // external_id → (lines, order, paid reference)
+        let mut orders: Vec<(String, Vec<usize>, NewOrder, Option<String>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (i, record) in reader.deserialize::<Row>().enumerate() {
             let line = i + 2;
@@ -137,10 +144,14 @@ impl Engine {
                 sku: row.sku.clone(),
                 quantity: row.quantity,
             };
+            let paid_reference = row.paid_reference.filter(|r| !r.is_empty());
             match index.get(&row.external_id) {
                 Some(&k) => {
                     orders[k].1.push(line);
                     orders[k].2.lines.push(line_request);
+                    if orders[k].3.is_none() {
+                        orders[k].3 = paid_reference;
+                    }
                 }
                 None => {
                     index.insert(row.external_id.clone(), orders.len());
@@ -170,17 +181,25 @@ impl Engine {
                         payment_method: None,
                         coupon_codes: vec![],
                     };
-                    orders.push((row.external_id, vec![line], order));
+                    orders.push((row.external_id, vec![line], order, paid_reference));
                 }
             }
         }
         let total = orders.len();
         let mut done = 0;
         let mut report = ImportReport::default();
-        let mut placed = futures_util::stream::iter(orders.into_iter().map(|(external_id, lines, order)| async move {
-            let outcome = self.place_order(who, Some(shop), order, None).await;
-            (external_id, lines, outcome)
-        }))
+        let mut placed = futures_util::stream::iter(orders.into_iter().map(
+            |(external_id, lines, order, paid_reference)| async move {
+                let mut outcome = self.place_order(who, Some(shop), order, None).await;
+                if let (Ok((order, _)), Some(reference)) = (&outcome, paid_reference)
+                    && order.status == ordo_core::order::OrderStatus::PendingPayment
+                    && let Err(e) = self.record_paid_elsewhere(order, reference).await
+                {
+                    outcome = Err(e);
+                }
+                (external_id, lines, outcome)
+            },
+        ))
         .buffered(WINDOW);
         while let Some((external_id, lines, outcome)) = placed.next().await {
             for line in lines {
@@ -215,6 +234,25 @@ impl Engine {
         report.rows_rejected = results.iter().filter(|r| r.status == RowStatus::Rejected).count();
         report.results = results;
         Ok(report)
+    }
+}
+
+impl Engine {
+    /// Captures an imported order's full total as paid under `reference` (gateway
+    /// `import`), like a gateway's notice: deduplicated by reference, so a second
+    /// import of the file pays nothing twice.
+    async fn record_paid_elsewhere(&self, order: &ordo_core::order::Order, reference: String) -> EngineResult<()> {
+        let notice = ordo_core::payment::PaymentNotice {
+            shop: order.shop,
+            gateway: IMPORT_GATEWAY.into(),
+            order: order.id,
+            transaction_id: reference,
+            succeeded: true,
+            amount_minor: order.pricing.total_minor,
+            currency: order.pricing.currency,
+        };
+        self.submit(ordo_core::batch::Command::PaymentNotice(notice)).await?;
+        Ok(())
     }
 }
 

@@ -232,8 +232,8 @@ pub struct ImportParams {
 
 /// Bulk import: a CSV file (header row; columns external_id, buyer_id, buyer_name,
 /// buyer_phone, recipient, phone, country, province, city, district, line1,
-/// postal_code, sku, quantity, shipping_minor, note). Rows with the same
-/// external_id make one order. Up to 32 MiB.
+/// postal_code, sku, quantity, shipping_minor, note, paid_reference). Rows with the same
+/// external_id make one order; a paid_reference marks it paid in full. Up to 32 MiB.
 #[utoipa::path(post, path = "/api/v1/orders/import", tag = "orders", params(ImportParams),
     request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = crate::dto::ImportReportView)))]

@@ -842,3 +842,64 @@ async fn an_order_must_use_a_payment_method_the_shop_offers() {
         .await;
     assert_eq!((r.status, r.json()["payment_method"].as_str()), (201, Some("alipay")));
 }
+
+#[tokio::test]
+async fn imported_rows_with_a_paid_reference_are_paid_once() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let csv = "external_id,buyer_id,recipient,phone,province,city,district,line1,sku,quantity,paid_reference\n\
+               P-1,b1,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,A,2,\n\
+               P-1,b1,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,B,1,BANK-2026-0001\n\
+               P-2,b2,李四,13912345678,浙江,杭州,西湖区,文三路 2 号,A,1,\n";
+    for pass in ["first", "again"] {
+        let report = import(&app, &shop.owner, csv).await.json();
+        assert_eq!(report["rows_rejected"], 0, "{pass}: {report}");
+        let order_of = |line: u64| {
+            let row = report["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["line"] == line)
+                .unwrap()
+                .clone();
+            row["order_id"].as_str().unwrap().to_string()
+        };
+        let get = |id: String| {
+            let app = &app;
+            let token = shop.owner.clone();
+            async move {
+                app.call(Method::GET, &format!("/api/v1/orders/{id}"), &token, None)
+                    .await
+                    .json()
+            }
+        };
+        let paid = get(order_of(2)).await;
+        assert_eq!(paid["status"], "fulfilling", "{pass}: {paid}");
+        assert_eq!(
+            paid["paid_minor"], paid["pricing"]["total_minor"],
+            "{pass}: paid in full, once"
+        );
+        let unpaid = get(order_of(4)).await;
+        assert_eq!(
+            (unpaid["status"].as_str(), unpaid["paid_minor"].as_i64()),
+            (Some("pending_payment"), Some(0))
+        );
+        let payments = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/orders/{}/payments", order_of(2)),
+                &shop.owner,
+                None,
+            )
+            .await
+            .json();
+        let captured: Vec<&Value> = payments
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["status"] == "captured")
+            .collect();
+        assert_eq!(captured.len(), 1, "{pass}: {payments}");
+        assert_eq!(captured[0]["gateway"], "import");
+    }
+}
