@@ -17,9 +17,12 @@ use crate::provider::{Provider, ProviderError};
 
 /// Events read, and notifications delivered, per round.
 const PAGE: u32 = 200;
-/// How long a claimed notification is kept from other workers: longer than any
-/// provider takes to answer or time out, short enough to retry soon after a crash.
+/// How long a claimed notification is kept from other workers, and how many are
+/// claimed at once: the claim must outlast sending them all one after the other
+/// (each provider gives up on a send within a minute), and still run out soon after
+/// a crash.
 const LEASE_SECS: i64 = 300;
+const CLAIM_AT_ONCE: usize = 4;
 
 /// Reads the codes delivered for a virtual-goods order (they are stored encrypted
 /// elsewhere and never enter the event log or the delivery log).
@@ -171,18 +174,20 @@ impl Notifier {
     /// Sends the notifications due now (one page), recording each attempt.
     pub async fn deliver_due(&self) -> StoreResult<RoundReport> {
         let mut report = RoundReport::default();
-        let now = self.clock.now();
-        let due = self.store.due_notifications(now, PAGE).await?;
-        let ids: Vec<i64> = due.iter().map(|n| n.id).collect();
-        let mine = self
-            .store
-            .claim_notifications(&ids, now, now.plus_secs(LEASE_SECS))
-            .await?;
-        for n in due.iter().filter(|n| mine.contains(&n.id)) {
-            match self.deliver(n).await? {
-                AttemptOutcome::Sent => report.sent += 1,
-                AttemptOutcome::Retry { .. } => report.retrying += 1,
-                AttemptOutcome::Failed => report.failed += 1,
+        let due = self.store.due_notifications(self.clock.now(), PAGE).await?;
+        for chunk in due.chunks(CLAIM_AT_ONCE) {
+            let ids: Vec<i64> = chunk.iter().map(|n| n.id).collect();
+            let now = self.clock.now();
+            let mine = self
+                .store
+                .claim_notifications(&ids, now, now.plus_secs(LEASE_SECS))
+                .await?;
+            for n in chunk.iter().filter(|n| mine.contains(&n.id)) {
+                match self.deliver(n).await? {
+                    AttemptOutcome::Sent => report.sent += 1,
+                    AttemptOutcome::Retry { .. } => report.retrying += 1,
+                    AttemptOutcome::Failed => report.failed += 1,
+                }
             }
         }
         Ok(report)
