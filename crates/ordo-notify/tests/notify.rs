@@ -625,3 +625,31 @@ async fn a_reminder_that_comes_after_payment_is_not_sent() {
     );
     assert_eq!(subjects.len(), 2, "placed and paid: {subjects:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_running_at_once_send_each_notification_once() {
+    let w = World::new().await;
+    let sink = SmtpSink::start().await;
+    let shop = w.shop(Locale::En, true, false).await;
+    for n in 0..10 {
+        let order = w.place(shop, &format!("WEB-RACE-{n}")).await;
+        w.pay(&order).await;
+    }
+    let providers = || email_only(SmtpProvider::new("127.0.0.1", sink.port, "shop@example.com").unwrap());
+    // One plans; then four workers (as four `ordo serve` processes would) deliver at once.
+    let planned = w.notifier(providers()).plan_new_events().await.unwrap();
+    assert_eq!(planned, 20, "placed and paid, for ten orders");
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let notifier = w.notifier(providers());
+            tokio::spawn(async move { notifier.deliver_due().await.unwrap() })
+        })
+        .collect();
+    let mut sent = 0;
+    for worker in workers {
+        sent += worker.await.unwrap().sent;
+    }
+    assert_eq!(sent, 20);
+    assert_eq!(sink.mails().len(), 20, "no e-mail twice");
+    assert!(w.log(shop).await.iter().all(|n| n.attempts == 1));
+}
