@@ -57,8 +57,13 @@ impl Binder<'_, '_> {
 /// execution per 32 rows instead of one per row.
 const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
-/// `INSERT INTO {into} VALUES (…),(…)… {tail}` for `rows`, `columns` values each,
-/// bound by `bind` in the order of `into`'s column list.
+/// `INSERT OR ROLLBACK INTO {into} VALUES (…),(…)… {tail}` for `rows`, `columns`
+/// values each, bound by `bind` in the order of `into`'s column list.
+///
+/// `OR ROLLBACK`: every caller fails its whole transaction on a constraint error
+/// anyway, and without it SQLite keeps a statement journal for each multi-row insert
+/// (a copy of every page the statement touches) so that it could undo just that
+/// statement — about a tenth of the writer's time on a CSV import.
 pub fn insert_rows<T>(
     conn: &Connection,
     into: &str,
@@ -72,7 +77,7 @@ pub fn insert_rows<T>(
         let n = CHUNKS.into_iter().find(|&n| n <= rest.len()).unwrap_or(1);
         let (chunk, after) = rest.split_at(n);
         let mut sql = String::with_capacity(into.len() + tail.len() + 24 + n * (2 * columns + 2));
-        sql.push_str("INSERT INTO ");
+        sql.push_str("INSERT OR ROLLBACK INTO ");
         sql.push_str(into);
         sql.push_str(" VALUES ");
         for i in 0..n {
