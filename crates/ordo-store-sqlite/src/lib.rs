@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_limits_and_channels.sql")),
     (4, include_str!("../migrations/0004_notifications.sql")),
     (5, include_str!("../migrations/0005_code_pools.sql")),
+    (6, include_str!("../migrations/0006_narrow_append_indexes.sql")),
 ];
 const READERS: usize = 4;
 
