@@ -294,24 +294,24 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
     }
     insert_rows(
         conn,
-        "payments (id, shop, order_id, status, doc)",
+        "payments (order_id, id, shop, status, doc)",
         5,
         "",
         &c.new_payments,
         |b, p| {
+            b.put(p.order.to_string())?;
             b.put(p.id.to_string())?;
             b.put(p.shop.to_string())?;
-            b.put(p.order.to_string())?;
             b.put(p.status.as_str())?;
             b.put(to_json(p)?)
         },
     )?;
     let mut upd_payment = conn
-        .prepare_cached("UPDATE payments SET status = ?2, doc = ?3 WHERE id = ?1")
+        .prepare_cached("UPDATE payments SET status = ?3, doc = ?4 WHERE order_id = ?1 AND id = ?2")
         .map_err(err)?;
     for p in &c.updated_payments {
         upd_payment
-            .execute(params![p.id.to_string(), p.status.as_str(), to_json(p)?])
+            .execute(params![p.order.to_string(), p.id.to_string(), p.status.as_str(), to_json(p)?])
             .map_err(err)?;
     }
     let mut ins_refund = conn

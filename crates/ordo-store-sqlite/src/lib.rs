@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_notifications.sql")),
     (5, include_str!("../migrations/0005_code_pools.sql")),
     (6, include_str!("../migrations/0006_narrow_append_indexes.sql")),
+    (7, include_str!("../migrations/0007_payments_keyed_by_order.sql")),
 ];
 const READERS: usize = 4;
 
