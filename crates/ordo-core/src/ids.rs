@@ -24,11 +24,19 @@ macro_rules! id_type {
             pub const PREFIX: &'static str = $prefix;
         }
 
+        // The prefix, `_` and 32 digits must fit an `IdText`.
+        const _: () = assert!($prefix.len() <= 7);
+
+        impl $name {
+            /// The text form (`ord_…`) without a heap allocation.
+            pub fn text(&self) -> IdText {
+                IdText::new($prefix, self.0)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($prefix)?;
-                f.write_str("_")?;
-                f.write_str(&hex32(self.0))
+                f.write_str(&self.text())
             }
         }
 
@@ -59,7 +67,7 @@ macro_rules! id_type {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                s.serialize_str(&self.text())
             }
         }
 
@@ -83,24 +91,34 @@ id_type!(ExceptionId, "exc", "exception");
 id_type!(ChannelOrderId, "cho", "channel order");
 id_type!(CodeId, "code", "code");
 
-/// The 32 lowercase hex digits of `v` (ids are formatted on every write; this
-/// avoids the general formatting machinery).
-fn hex32(v: u128) -> HexDigits {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = DIGITS[((v >> (124 - 4 * i)) & 0xf) as usize];
-    }
-    HexDigits(out)
+/// An id's text form on the stack: prefix, `_`, 32 lowercase hex digits. Ids are
+/// formatted on every write and every response, so this avoids the general
+/// formatting machinery and the heap.
+#[derive(Clone, Copy)]
+pub struct IdText {
+    buf: [u8; 40],
+    len: usize,
 }
 
-struct HexDigits([u8; 32]);
+impl IdText {
+    fn new(prefix: &str, v: u128) -> IdText {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 40];
+        let p = prefix.len();
+        buf[..p].copy_from_slice(prefix.as_bytes());
+        buf[p] = b'_';
+        for (i, b) in buf[p + 1..p + 33].iter_mut().enumerate() {
+            *b = DIGITS[((v >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        IdText { buf, len: p + 33 }
+    }
+}
 
-impl std::ops::Deref for HexDigits {
+impl std::ops::Deref for IdText {
     type Target = str;
     fn deref(&self) -> &str {
-        // Only ASCII hex digits were written.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // Only an ASCII prefix and hex digits were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Channels, their SKU mappings and raw channel orders (A1, A2, A7).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use ordo_core::batch::{HashMap, HashMapExt};
 
 use deadpool_postgres::{Client, Transaction};
 use ordo_core::batch::ExternalRef;

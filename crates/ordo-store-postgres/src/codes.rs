@@ -1,7 +1,9 @@
 //! Code pools of virtual SKUs (G1): sealed codes, their pool counter, and the
 //! codes a batch may assign.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use ordo_core::batch::{HashMap, HashMapExt};
 
 use deadpool_postgres::{Client, Transaction};
 use ordo_core::batch::{AssignedCode, pool_counter};

@@ -227,8 +227,8 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
         "",
         &c.new_orders,
         |b, o| {
-            b.put(o.id.to_string())?;
-            b.put(o.shop.to_string())?;
+            b.put(&*o.id.text())?;
+            b.put(&*o.shop.text())?;
             b.put(o.status.as_str())?;
             b.put(&o.channel)?;
             b.put(&o.external_id)?;
@@ -299,9 +299,9 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
         "",
         &c.new_payments,
         |b, p| {
-            b.put(p.order.to_string())?;
-            b.put(p.id.to_string())?;
-            b.put(p.shop.to_string())?;
+            b.put(&*p.order.text())?;
+            b.put(&*p.id.text())?;
+            b.put(&*p.shop.text())?;
             b.put(p.status.as_str())?;
             b.put(to_json(p)?)
         },
@@ -311,7 +311,12 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
         .map_err(err)?;
     for p in &c.updated_payments {
         upd_payment
-            .execute(params![p.order.to_string(), p.id.to_string(), p.status.as_str(), to_json(p)?])
+            .execute(params![
+                p.order.to_string(),
+                p.id.to_string(),
+                p.status.as_str(),
+                to_json(p)?
+            ])
             .map_err(err)?;
     }
     let mut ins_refund = conn
@@ -338,10 +343,10 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
         "",
         &c.notices,
         |b, n| {
-            b.put(n.shop.to_string())?;
+            b.put(&*n.shop.text())?;
             b.put(&n.gateway)?;
             b.put(&n.transaction_id)?;
-            b.put(n.order.to_string())?;
+            b.put(&*n.order.text())?;
             b.put(n.succeeded)?;
             b.put(n.amount_minor)?;
             b.put(n.currency.as_str())?;

@@ -195,14 +195,14 @@ pub fn upsert_channel_orders(conn: &Connection, raws: &[RawChannelOrder]) -> R<(
          order_id = excluded.order_id, doc = excluded.doc, body = excluded.body",
         raws,
         |b, r| {
-            b.put(r.id.to_string())?;
-            b.put(r.shop.to_string())?;
+            b.put(&*r.id.text())?;
+            b.put(&*r.shop.text())?;
             b.put(&r.channel)?;
             b.put(&r.external_id)?;
             b.put(r.status.as_str())?;
             b.put(r.received_at.0)?;
             b.put(r.updated_at.0)?;
-            b.put(r.order.map(|o| o.to_string()))?;
+            b.put(r.order.map(|o| o.text()).as_deref())?;
             b.put(to_json(r)?)?;
             b.put(encode_body(&r.body))
         },

@@ -116,7 +116,7 @@ pub fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<Option<i6
         "",
         events,
         |b, e| {
-            b.put(e.shop.map(|s| s.to_string()))?;
+            b.put(e.shop.map(|s| s.text()).as_deref())?;
             b.put(&e.subject)?;
             b.put(e.kind)?;
             b.put(to_json(&e.payload)?)?;

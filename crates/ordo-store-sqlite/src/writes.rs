@@ -184,13 +184,13 @@ pub fn insert_ledger(conn: &Connection, entries: &[LedgerEntry]) -> Result<(), S
         "",
         entries,
         |b, e| {
-            b.put(e.shop.to_string())?;
-            b.put(e.sku.to_string())?;
-            b.put(e.warehouse.to_string())?;
+            b.put(&*e.shop.text())?;
+            b.put(&*e.sku.text())?;
+            b.put(&*e.warehouse.text())?;
             b.put(e.on_hand_delta)?;
             b.put(e.reserved_delta)?;
             b.put(e.reason.as_str())?;
-            b.put(e.order.map(|o| o.to_string()))?;
+            b.put(e.order.map(|o| o.text()).as_deref())?;
             b.put(&e.actor.0)?;
             b.put(&e.note)?;
             b.put(e.at.0)

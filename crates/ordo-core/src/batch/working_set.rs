@@ -1,4 +1,9 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+// A batch's working set is hashed thousands of times per batch by keys the process
+// made or loaded itself; foldhash is several times cheaper than SipHash here, and its
+// per-process random seed still keeps keys from being chosen to collide.
+pub use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,9 @@
 //! Builds the working set a [`LoadRequest`] names, in the order the request
 //! documents, with one statement per kind of row whatever the batch size.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use ordo_core::batch::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use deadpool_postgres::Transaction;
 use ordo_core::batch::{ExternalRef, IdempotencyKey, IdempotencyRecord, LoadRequest, NoticeKey, WorkingSet};

@@ -2,7 +2,7 @@
 //! passing its rows as parallel arrays to `UNNEST`, so 1,000 orders cost the same
 //! number of round trips as one.
 
-use std::collections::HashSet;
+use ordo_core::batch::HashSet;
 
 use deadpool_postgres::Transaction;
 use ordo_core::batch::{Changes, IdempotencyRecord, NoticeRecord};
