@@ -94,7 +94,7 @@ impl Writer {
             let decide = Box::new(move |ws: &mut ordo_core::WorkingSet| {
                 let mut ids = UuidV7;
                 let mut ctx = Context { now, ids: &mut ids };
-                let outcomes = cmds.iter().map(|c| batch::apply(ws, c, &mut ctx)).collect();
+                let outcomes = batch::apply_all(ws, &cmds, &mut ctx);
                 Decided {
                     changes: std::mem::take(ws).into_changes(),
                     outcomes,

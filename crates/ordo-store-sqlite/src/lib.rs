@@ -11,6 +11,7 @@ mod codes;
 mod notifications;
 mod reads;
 mod syncer;
+mod wal_ahead;
 mod writes;
 
 use std::path::{Path, PathBuf};
@@ -103,12 +104,14 @@ impl SqliteStore {
             }
             Durability::Normal => None,
         };
+        let mut wal_ahead = wal_ahead::WalAhead::install(&mut conn, wal_path(&path))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(1024);
         std::thread::Builder::new()
             .name("ordo-sqlite-writer".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     let answer = job(&mut conn);
+                    wal_ahead.top_up();
                     match &syncer {
                         Some(syncer) => {
                             if syncer.send((answer, last_event_seq(&conn))).is_err() {

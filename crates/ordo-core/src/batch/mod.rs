@@ -34,6 +34,22 @@ pub struct Context<'a> {
 }
 
 /// Applies one command. On error the working set is unchanged.
+/// Applies a batch's commands in order, one outcome each.
+pub fn apply_all(
+    ws: &mut WorkingSet,
+    cmds: &[Command],
+    ctx: &mut Context<'_>,
+) -> Vec<Result<Outcome, crate::CommandError>> {
+    // Room for the orders the batch may create, so the maps holding them are not
+    // rehashed (moving every order) again and again as a big batch grows.
+    let new_orders = cmds
+        .iter()
+        .filter(|c| matches!(c, Command::PlaceOrder(_) | Command::IntakeChannelOrder(_)))
+        .count();
+    ws.reserve_new_orders(new_orders);
+    cmds.iter().map(|c| apply(ws, c, ctx)).collect()
+}
+
 pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Result<Outcome, crate::CommandError> {
     match cmd {
         Command::PlaceOrder(c) => orders::place(ws, c, ctx),

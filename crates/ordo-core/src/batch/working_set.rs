@@ -405,6 +405,11 @@ impl WorkingSet {
     pub(crate) fn touch_order(&mut self, id: OrderId) {
         self.pending.dirty_orders.insert(id);
     }
+    pub(crate) fn reserve_new_orders(&mut self, n: usize) {
+        self.orders.reserve(n);
+        self.payments.reserve(n);
+        self.external_refs.reserve(n);
+    }
     pub(crate) fn insert_order(&mut self, order: Order) {
         let id = order.id;
         if let Some(ext) = &order.external_id {
