@@ -219,25 +219,46 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
     Ok(ws)
 }
 
+/// New orders from which their documents are encoded on a second thread, while
+/// this one writes the batch's other rows (a CSV import leaves the other core idle).
+const ENCODE_APART_MIN: usize = 256;
+
 fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
-    insert_rows(
-        conn,
-        "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
-        9,
-        "",
-        &c.new_orders,
-        |b, o| {
-            b.put(&*o.id.text())?;
-            b.put(&*o.shop.text())?;
-            b.put(o.status.as_str())?;
-            b.put(&o.channel)?;
-            b.put(&o.external_id)?;
-            b.put(o.created_at.0)?;
-            b.put(o.payment_due_at.map(|t| t.0))?;
-            b.put(to_json(o)?)?;
-            b.put(o.payment_reminder_at.map(|t| t.0))
-        },
-    )?;
+    std::thread::scope(|scope| {
+        let encode = || c.new_orders.iter().map(to_json).collect::<Result<Vec<_>, _>>();
+        let apart = (c.new_orders.len() >= ENCODE_APART_MIN).then(|| scope.spawn(encode));
+        let last_event = persist_all_but_new_orders(conn, c)?;
+        let docs = match apart {
+            Some(encoder) => encoder
+                .join()
+                .map_err(|_| StoreError::Backend("order encoder panicked".into()))??,
+            None => encode()?,
+        };
+        let rows: Vec<(&Order, String)> = c.new_orders.iter().zip(docs).collect();
+        insert_rows(
+            conn,
+            "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
+            9,
+            "",
+            &rows,
+            |b, (o, doc)| {
+                b.put(&*o.id.text())?;
+                b.put(&*o.shop.text())?;
+                b.put(o.status.as_str())?;
+                b.put(&o.channel)?;
+                b.put(&o.external_id)?;
+                b.put(o.created_at.0)?;
+                b.put(o.payment_due_at.map(|t| t.0))?;
+                b.put(doc)?;
+                b.put(o.payment_reminder_at.map(|t| t.0))
+            },
+        )?;
+        Ok(last_event)
+    })
+}
+
+/// Everything in `c` but the new orders; returns the last event's seq.
+fn persist_all_but_new_orders(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
     let mut upd_order = conn
         .prepare_cached(
             "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
