@@ -770,6 +770,49 @@ async fn a_csv_import_reports_every_row_and_importing_it_again_creates_nothing()
 }
 
 #[tokio::test]
+async fn a_large_import_creates_every_order_whole() {
+    // Enough orders that the writer's batches are big (their documents are then
+    // encoded on a second thread): every order must come back whole.
+    const ORDERS: usize = 1500;
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/stock/A/adjustments",
+            &shop.owner,
+            Some(json!({ "warehouse_id": shop.warehouse, "delta": ORDERS })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let mut csv = CSV_HEADER.to_string();
+    for i in 0..ORDERS {
+        csv.push_str(&format!(
+            "L-{i},b{i},张三,张三,13812345678,广东省,深圳市,南山区,科技园路 {i} 号,A,1,0,第 {i} 单\n"
+        ));
+    }
+    let report = import(&app, &shop.owner, &csv).await.json();
+    assert_eq!(report["orders_created"].as_u64(), Some(ORDERS as u64), "{report:?}");
+    assert_eq!(app.stock(&shop.owner, "A").await["reserved"], ORDERS);
+    for i in [0, ORDERS / 2, ORDERS - 1] {
+        let row = &report["results"][i];
+        let order = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/orders/{}", row["order_id"].as_str().unwrap()),
+                &shop.owner,
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(
+            (order["external_id"].as_str(), order["note"].as_str()),
+            (Some(format!("L-{i}").as_str()), Some(format!("第 {i} 单").as_str()))
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_cli_imports_a_csv_file_into_the_database() {
     let app = spawn_app().await;
     let shop = app.shop("s").await;
