@@ -415,7 +415,12 @@ fn check_limits(
 ) -> Result<(Vec<(Need, i64)>, HistoryFacts), CommandError> {
     let mut counts = Vec::new();
     let mut history = HistoryFacts::default();
-    let address = c.shipping_address.as_ref().map(limits::address_fingerprint);
+    // Only a shop that limits orders per address needs the fingerprint.
+    let address = c
+        .shipping_address
+        .as_ref()
+        .filter(|_| settings.review.address_orders.is_some())
+        .map(limits::address_fingerprint);
     let needs = limits::needs(
         settings,
         &c.buyer.id,
