@@ -13,7 +13,7 @@ use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::{Committed, Decide, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::codec::{err, from_json, insert_events, insert_rows, parse, to_json};
+use crate::codec::{err, from_json, insert_encoded_events, insert_rows, parse, to_json};
 
 pub fn run(conn: &mut Connection, request: &LoadRequest, decide: Decide) -> Result<Committed, StoreError> {
     let tx = conn
@@ -219,28 +219,45 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
     Ok(ws)
 }
 
-/// New orders from which their documents are encoded on a second thread, while
+/// New orders from which a batch's documents are encoded on a second thread, while
 /// this one writes the batch's other rows (a CSV import leaves the other core idle).
 const ENCODE_APART_MIN: usize = 256;
 
+/// The JSON documents of a batch's new rows, in the order of their rows.
+struct Documents {
+    orders: Vec<String>,
+    payments: Vec<String>,
+    events: Vec<String>,
+}
+
+impl Documents {
+    fn of(c: &Changes) -> Result<Documents, StoreError> {
+        Ok(Documents {
+            orders: c.new_orders.iter().map(to_json).collect::<Result<_, _>>()?,
+            payments: c.new_payments.iter().map(to_json).collect::<Result<_, _>>()?,
+            events: c.events.iter().map(|e| to_json(&e.payload)).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Writes `c`; returns the last event's seq.
 fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
     std::thread::scope(|scope| {
-        let encode = || c.new_orders.iter().map(to_json).collect::<Result<Vec<_>, _>>();
-        let apart = (c.new_orders.len() >= ENCODE_APART_MIN).then(|| scope.spawn(encode));
-        let last_event = persist_all_but_new_orders(conn, c)?;
+        let apart = (c.new_orders.len() >= ENCODE_APART_MIN).then(|| scope.spawn(|| Documents::of(c)));
+        persist_updates(conn, c)?;
         let docs = match apart {
             Some(encoder) => encoder
                 .join()
-                .map_err(|_| StoreError::Backend("order encoder panicked".into()))??,
-            None => encode()?,
+                .map_err(|_| StoreError::Backend("document encoder panicked".into()))??,
+            None => Documents::of(c)?,
         };
-        let rows: Vec<(&Order, String)> = c.new_orders.iter().zip(docs).collect();
+        let orders: Vec<(&Order, String)> = c.new_orders.iter().zip(docs.orders).collect();
         insert_rows(
             conn,
             "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
             9,
             "",
-            &rows,
+            &orders,
             |b, (o, doc)| {
                 b.put(&*o.id.text())?;
                 b.put(&*o.shop.text())?;
@@ -253,12 +270,27 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
                 b.put(o.payment_reminder_at.map(|t| t.0))
             },
         )?;
-        Ok(last_event)
+        let payments: Vec<(&Payment, String)> = c.new_payments.iter().zip(docs.payments).collect();
+        insert_rows(
+            conn,
+            "payments (order_id, id, shop, status, doc)",
+            5,
+            "",
+            &payments,
+            |b, (p, doc)| {
+                b.put(&*p.order.text())?;
+                b.put(&*p.id.text())?;
+                b.put(&*p.shop.text())?;
+                b.put(p.status.as_str())?;
+                b.put(doc)
+            },
+        )?;
+        insert_encoded_events(conn, &c.events, docs.events)
     })
 }
 
-/// Everything in `c` but the new orders; returns the last event's seq.
-fn persist_all_but_new_orders(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
+/// Everything in `c` but new orders, new payments and events.
+fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
     let mut upd_order = conn
         .prepare_cached(
             "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
@@ -313,20 +345,6 @@ fn persist_all_but_new_orders(conn: &Connection, c: &Changes) -> Result<Option<i
                 .map_err(err)?;
         }
     }
-    insert_rows(
-        conn,
-        "payments (order_id, id, shop, status, doc)",
-        5,
-        "",
-        &c.new_payments,
-        |b, p| {
-            b.put(&*p.order.text())?;
-            b.put(&*p.id.text())?;
-            b.put(&*p.shop.text())?;
-            b.put(p.status.as_str())?;
-            b.put(to_json(p)?)
-        },
-    )?;
     let mut upd_payment = conn
         .prepare_cached("UPDATE payments SET status = ?3, doc = ?4 WHERE order_id = ?1 AND id = ?2")
         .map_err(err)?;
@@ -378,6 +396,5 @@ fn persist_all_but_new_orders(conn: &Connection, c: &Changes) -> Result<Option<i
         crate::writes::put_idempotency(conn, r)?;
     }
     crate::channels::upsert_channel_orders(conn, &c.channel_orders)?;
-    crate::codes::assign(conn, &c.assigned_codes)?;
-    insert_events(conn, &c.events)
+    crate::codes::assign(conn, &c.assigned_codes)
 }

@@ -106,20 +106,34 @@ pub fn insert_rows<T>(
 
 /// Appends events; SQLite's single writer makes `seq` commit-ordered.
 pub fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<Option<i64>, StoreError> {
+    let payloads = events
+        .iter()
+        .map(|e| to_json(&e.payload))
+        .collect::<Result<Vec<_>, _>>()?;
+    insert_encoded_events(conn, events, payloads)
+}
+
+/// [`insert_events`] with each event's payload already encoded, in order.
+pub fn insert_encoded_events(
+    conn: &Connection,
+    events: &[NewEvent],
+    payloads: Vec<String>,
+) -> Result<Option<i64>, StoreError> {
     if events.is_empty() {
         return Ok(None);
     }
+    let rows: Vec<(&NewEvent, String)> = events.iter().zip(payloads).collect();
     insert_rows(
         conn,
         "events (shop, subject, kind, payload, actor, at)",
         6,
         "",
-        events,
-        |b, e| {
+        &rows,
+        |b, (e, payload)| {
             b.put(e.shop.map(|s| s.text()).as_deref())?;
             b.put(&e.subject)?;
             b.put(e.kind)?;
-            b.put(to_json(&e.payload)?)?;
+            b.put(payload)?;
             b.put(&e.actor.0)?;
             b.put(e.at.0)
         },
