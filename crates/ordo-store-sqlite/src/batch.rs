@@ -13,7 +13,7 @@ use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::{Committed, Decide, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::codec::{err, from_json, insert_encoded_events, insert_rows, parse, to_json};
+use crate::codec::{err, from_json, insert_encoded_events, insert_rows, parse, shop_key, to_json};
 
 pub fn run(conn: &mut Connection, request: &LoadRequest, decide: Decide) -> Result<Committed, StoreError> {
     let tx = conn
@@ -71,7 +71,7 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         .map_err(err)?;
     for (shop, channel, external) in &req.external_refs {
         let id: Option<String> = ext
-            .query_row(params![shop.to_string(), channel, external], |r| r.get(0))
+            .query_row(params![shop_key(*shop), channel, external], |r| r.get(0))
             .optional()
             .map_err(err)?;
         if let Some(id) = id {
@@ -260,7 +260,7 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
             &orders,
             |b, (o, doc)| {
                 b.put(&*o.id.text())?;
-                b.put(&*o.shop.text())?;
+                b.put(shop_key(o.shop))?;
                 b.put(o.status.as_str())?;
                 b.put(&o.channel)?;
                 b.put(&o.external_id)?;
@@ -280,7 +280,7 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
             |b, (p, doc)| {
                 b.put(&*p.order.text())?;
                 b.put(&*p.id.text())?;
-                b.put(&*p.shop.text())?;
+                b.put(shop_key(p.shop))?;
                 b.put(p.status.as_str())?;
                 b.put(doc)
             },

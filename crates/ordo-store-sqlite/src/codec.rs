@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 
+use ordo_core::ShopId;
 use ordo_core::event::NewEvent;
 use ordo_store::StoreError;
 use rusqlite::{Connection, ErrorCode, Statement, ToSql};
@@ -29,6 +30,20 @@ pub fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
 
 pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A shop as the hot tables (orders, payments, the stock ledger, events) store it:
+/// the id's 16 bytes, not its text (migration 0008 says why).
+pub fn shop_key(shop: ShopId) -> [u8; 16] {
+    shop.0.to_be_bytes()
+}
+
+/// The shop a hot table's row names.
+pub fn shop_of_key(key: &[u8]) -> Result<ShopId, StoreError> {
+    let bytes: [u8; 16] = key
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("a shop key has 16 bytes, not {}", key.len())))?;
+    Ok(ShopId(u128::from_be_bytes(bytes)))
 }
 
 pub fn parse<T: FromStr>(text: &str) -> Result<T, StoreError>
@@ -130,7 +145,7 @@ pub fn insert_encoded_events(
         "",
         &rows,
         |b, (e, payload)| {
-            b.put(e.shop.map(|s| s.text()).as_deref())?;
+            b.put(e.shop.map(shop_key))?;
             b.put(&e.subject)?;
             b.put(e.kind)?;
             b.put(payload)?;

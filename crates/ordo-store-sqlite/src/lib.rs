@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_code_pools.sql")),
     (6, include_str!("../migrations/0006_narrow_append_indexes.sql")),
     (7, include_str!("../migrations/0007_payments_keyed_by_order.sql")),
+    (8, include_str!("../migrations/0008_shop_keys.sql")),
 ];
 const READERS: usize = 4;
 
@@ -519,6 +520,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use ordo_core::auth::Actor;
+    use rusqlite::params;
 
     fn event(n: i64) -> NewEvent {
         NewEvent {
@@ -550,6 +552,60 @@ mod tests {
         assert_eq!(seqs(last - 2), vec![last - 4, last - 3, last - 2]);
         assert_eq!(seqs(last).len(), 5);
         assert!(seqs(0).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_database_from_before_shop_keys_keeps_every_shop_s_rows() {
+        let dir = std::env::temp_dir().join(format!("ordo-sqlite-shop-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = open_connection(&dir.join("ordo.db"), Durability::Normal).unwrap();
+        // The schema as it was before migration 8, with rows naming shops by text.
+        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 8) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
+                .unwrap();
+        }
+        let (a, b) = (ShopId(0x0193_0000_0000_7000_8000_0000_0000_00aa), ShopId(7));
+        let order = OrderId(42);
+        conn.execute(
+            "INSERT INTO orders (id, shop, status, channel, created_at, doc) VALUES (?1, ?2, 'paid', 'api', 1, ?3)",
+            params![order.to_string(), a.to_string(), format!(r#"{{"marker":"{order}"}}"#)],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO events (shop, subject, kind, payload, actor, at) VALUES (?1, 's', 'k', '{}', 'x', 1), \
+             (?2, 's', 'k', '{}', 'x', 2), (NULL, 's', 'k', '{}', 'x', 3)",
+            params![a.to_string(), b.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO stock_ledger (shop, sku, warehouse, on_hand_delta, reserved_delta, reason, actor, at) \
+             VALUES (?1, 'sku_x', 'wh_x', 5, 0, 'receive', 'x', 1)",
+            [a.to_string()],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let shops: Vec<Option<ShopId>> = reads::events_after(&conn, None, 0, i64::MAX, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.shop)
+            .collect();
+        assert_eq!(shops, vec![Some(a), Some(b), None]);
+        assert_eq!(reads::events_after(&conn, Some(b), 0, i64::MAX, 10).unwrap().len(), 1);
+        let doc: String = conn
+            .query_row(
+                "SELECT doc FROM orders WHERE id = ?1 AND shop = ?2",
+                params![order.to_string(), codec::shop_key(a)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(doc.contains("marker"));
+        assert_eq!(reads::stock_totals(&conn, a).unwrap().ledger_on_hand, 5);
+        assert_eq!(reads::stock_totals(&conn, b).unwrap().ledger_on_hand, 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

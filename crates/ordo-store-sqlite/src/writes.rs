@@ -9,7 +9,7 @@ use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use crate::codec::{err, insert_events, insert_rows, to_json};
+use crate::codec::{err, insert_events, insert_rows, shop_key, to_json};
 
 /// Runs `f` in an immediate transaction and appends `event` before committing.
 pub(crate) fn with_event(
@@ -184,7 +184,7 @@ pub fn insert_ledger(conn: &Connection, entries: &[LedgerEntry]) -> Result<(), S
         "",
         entries,
         |b, e| {
-            b.put(&*e.shop.text())?;
+            b.put(shop_key(e.shop))?;
             b.put(&*e.sku.text())?;
             b.put(&*e.warehouse.text())?;
             b.put(e.on_hand_delta)?;
