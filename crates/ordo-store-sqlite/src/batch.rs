@@ -13,7 +13,7 @@ use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::{Committed, Decide, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::codec::{err, from_json, insert_encoded_events, insert_rows, parse, shop_key, to_json};
+use crate::codec::{Key, err, from_json, insert_encoded_events, insert_rows, parse, to_json};
 
 pub fn run(conn: &mut Connection, request: &LoadRequest, decide: Decide) -> Result<Committed, StoreError> {
     let tx = conn
@@ -70,12 +70,12 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         .prepare_cached("SELECT id FROM orders WHERE shop = ?1 AND channel = ?2 AND external_id = ?3")
         .map_err(err)?;
     for (shop, channel, external) in &req.external_refs {
-        let id: Option<String> = ext
-            .query_row(params![shop_key(*shop), channel, external], |r| r.get(0))
+        let id: Option<Vec<u8>> = ext
+            .query_row(params![shop.key(), channel, external], |r| r.get(0))
             .optional()
             .map_err(err)?;
         if let Some(id) = id {
-            let id: OrderId = parse(&id)?;
+            let id = OrderId::from_key(&id)?;
             ws.external_refs.insert((*shop, channel.clone(), external.clone()), id);
             order_ids.insert(id);
         }
@@ -90,7 +90,7 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         .prepare_cached("SELECT doc FROM payments WHERE order_id = ?1 ORDER BY id")
         .map_err(err)?;
     for id in &order_ids {
-        let key = id.to_string();
+        let key = id.key();
         let doc: Option<String> = get_order.query_row([&key], |r| r.get(0)).optional().map_err(err)?;
         let Some(doc) = doc else { continue };
         let order: Order = from_json(&doc)?;
@@ -259,8 +259,8 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
             "",
             &orders,
             |b, (o, doc)| {
-                b.put(&*o.id.text())?;
-                b.put(shop_key(o.shop))?;
+                b.put(o.id.key())?;
+                b.put(o.shop.key())?;
                 b.put(o.status.as_str())?;
                 b.put(&o.channel)?;
                 b.put(&o.external_id)?;
@@ -278,9 +278,9 @@ fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
             "",
             &payments,
             |b, (p, doc)| {
-                b.put(&*p.order.text())?;
-                b.put(&*p.id.text())?;
-                b.put(shop_key(p.shop))?;
+                b.put(p.order.key())?;
+                b.put(p.id.key())?;
+                b.put(p.shop.key())?;
                 b.put(p.status.as_str())?;
                 b.put(doc)
             },
@@ -299,7 +299,7 @@ fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
     for o in &c.updated_orders {
         upd_order
             .execute(params![
-                o.id.to_string(),
+                o.id.key(),
                 o.status.as_str(),
                 o.payment_due_at.map(|t| t.0),
                 to_json(o)?,
@@ -350,12 +350,7 @@ fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
         .map_err(err)?;
     for p in &c.updated_payments {
         upd_payment
-            .execute(params![
-                p.order.to_string(),
-                p.id.to_string(),
-                p.status.as_str(),
-                to_json(p)?
-            ])
+            .execute(params![p.order.key(), p.id.key(), p.status.as_str(), to_json(p)?])
             .map_err(err)?;
     }
     let mut ins_refund = conn

@@ -2,8 +2,8 @@
 
 use std::str::FromStr;
 
-use ordo_core::ShopId;
 use ordo_core::event::NewEvent;
+use ordo_core::{OrderId, PaymentId, ProductId, ShopId, WarehouseId};
 use ordo_store::StoreError;
 use rusqlite::{Connection, ErrorCode, Statement, ToSql};
 use serde::Serialize;
@@ -32,19 +32,31 @@ pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// A shop as the hot tables (orders, payments, the stock ledger, events) store it:
-/// the id's 16 bytes, not its text (migration 0008 says why).
-pub fn shop_key(shop: ShopId) -> [u8; 16] {
-    shop.0.to_be_bytes()
+/// An id as the hot tables (orders, payments, the stock ledger, events) store it:
+/// its 16 bytes, big-endian so they sort as the text form does, not its text
+/// (migrations 0008 and 0009 say why).
+pub trait Key: Sized {
+    fn key(&self) -> [u8; 16];
+    fn from_key(key: &[u8]) -> Result<Self, StoreError>;
 }
 
-/// The shop a hot table's row names.
-pub fn shop_of_key(key: &[u8]) -> Result<ShopId, StoreError> {
-    let bytes: [u8; 16] = key
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("a shop key has 16 bytes, not {}", key.len())))?;
-    Ok(ShopId(u128::from_be_bytes(bytes)))
+macro_rules! keyed {
+    ($($id:ty),*) => {$(
+        impl Key for $id {
+            fn key(&self) -> [u8; 16] {
+                self.0.to_be_bytes()
+            }
+            fn from_key(key: &[u8]) -> Result<Self, StoreError> {
+                let bytes: [u8; 16] = key
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("a stored id has 16 bytes, not {}", key.len())))?;
+                Ok(Self(u128::from_be_bytes(bytes)))
+            }
+        }
+    )*};
 }
+
+keyed!(ShopId, OrderId, PaymentId, ProductId, WarehouseId);
 
 pub fn parse<T: FromStr>(text: &str) -> Result<T, StoreError>
 where
@@ -145,7 +157,7 @@ pub fn insert_encoded_events(
         "",
         &rows,
         |b, (e, payload)| {
-            b.put(e.shop.map(shop_key))?;
+            b.put(e.shop.map(|s| s.key()))?;
             b.put(&e.subject)?;
             b.put(e.kind)?;
             b.put(payload)?;

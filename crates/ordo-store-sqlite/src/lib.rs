@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_narrow_append_indexes.sql")),
     (7, include_str!("../migrations/0007_payments_keyed_by_order.sql")),
     (8, include_str!("../migrations/0008_shop_keys.sql")),
+    (9, include_str!("../migrations/0009_id_keys.sql")),
 ];
 const READERS: usize = 4;
 
@@ -522,6 +523,8 @@ mod tests {
     use ordo_core::auth::Actor;
     use rusqlite::params;
 
+    use crate::codec::Key;
+
     fn event(n: i64) -> NewEvent {
         NewEvent {
             shop: None,
@@ -556,12 +559,12 @@ mod tests {
     }
 
     #[test]
-    fn a_database_from_before_shop_keys_keeps_every_shop_s_rows() {
+    fn a_database_from_before_id_keys_keeps_every_row() {
         let dir = std::env::temp_dir().join(format!("ordo-sqlite-shop-keys-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut conn = open_connection(&dir.join("ordo.db"), Durability::Normal).unwrap();
-        // The schema as it was before migration 8, with rows naming shops by text.
+        // The schema as it was before migration 8, with rows naming ids by text.
         conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
             .unwrap();
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 8) {
@@ -582,10 +585,16 @@ mod tests {
             params![a.to_string(), b.to_string()],
         )
         .unwrap();
+        let (sku, warehouse, payment) = (ProductId(9), WarehouseId(10), ordo_core::PaymentId(11));
         conn.execute(
-            "INSERT INTO stock_ledger (shop, sku, warehouse, on_hand_delta, reserved_delta, reason, actor, at) \
-             VALUES (?1, 'sku_x', 'wh_x', 5, 0, 'receive', 'x', 1)",
-            [a.to_string()],
+            "INSERT INTO stock_ledger (shop, sku, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, at) \
+             VALUES (?1, ?2, ?3, 5, 0, 'receive', ?4, 'x', 1)",
+            params![a.to_string(), sku.to_string(), warehouse.to_string(), order.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO payments (order_id, id, shop, status, doc) VALUES (?1, ?2, ?3, 'pending', '{}')",
+            params![order.to_string(), payment.to_string(), a.to_string()],
         )
         .unwrap();
         migrate(&mut conn).unwrap();
@@ -599,12 +608,25 @@ mod tests {
         let doc: String = conn
             .query_row(
                 "SELECT doc FROM orders WHERE id = ?1 AND shop = ?2",
-                params![order.to_string(), codec::shop_key(a)],
+                params![order.key(), a.key()],
                 |r| r.get(0),
             )
             .unwrap();
         assert!(doc.contains("marker"));
         assert_eq!(reads::stock_totals(&conn, a).unwrap().ledger_on_hand, 5);
+        let ledger = reads::ledger(&conn, a, sku, 0, 10).unwrap();
+        assert_eq!(
+            (ledger.len(), ledger[0].1.warehouse, ledger[0].1.order),
+            (1, warehouse, Some(order))
+        );
+        let payments: Vec<Vec<u8>> = conn
+            .prepare("SELECT id FROM payments WHERE order_id = ?1")
+            .unwrap()
+            .query_map([order.key()], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(payments, vec![payment.key().to_vec()]);
         assert_eq!(reads::stock_totals(&conn, b).unwrap().ledger_on_hand, 0);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -12,7 +12,7 @@ use ordo_store::{ApiKeyRecord, OrderFilter, StockTotals, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use crate::codec::{err, from_json, parse, shop_key, shop_of_key};
+use crate::codec::{Key, err, from_json, parse};
 
 type R<T> = Result<T, StoreError>;
 /// id, shop, role, name, secret_hash, prefix, created_at, revoked_at
@@ -230,14 +230,14 @@ pub fn ledger(conn: &Connection, shop: ShopId, sku: ProductId, after: i64, limit
         )
         .map_err(err)?;
     let rows = stmt
-        .query_map(params![shop_key(shop), sku.to_string(), after, limit], |r| {
+        .query_map(params![shop.key(), sku.key(), after, limit], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<Vec<u8>>>(5)?,
                 r.get::<_, String>(6)?,
                 r.get::<_, Option<String>>(7)?,
                 r.get::<_, i64>(8)?,
@@ -249,12 +249,12 @@ pub fn ledger(conn: &Connection, shop: ShopId, sku: ProductId, after: i64, limit
         let entry = LedgerEntry {
             shop,
             sku,
-            warehouse: parse(&warehouse)?,
+            warehouse: WarehouseId::from_key(&warehouse)?,
             on_hand_delta,
             reserved_delta,
             reason: LedgerReason::parse(&reason)
                 .ok_or_else(|| StoreError::Corrupt(format!("ledger reason {reason}")))?,
-            order: order.as_deref().map(parse::<OrderId>).transpose()?,
+            order: order.as_deref().map(OrderId::from_key).transpose()?,
             actor: Actor(actor),
             note,
             at: Timestamp(at),
@@ -268,13 +268,13 @@ pub fn get_order(conn: &Connection, shop: ShopId, id: OrderId) -> R<Order> {
     one_doc(
         conn,
         "SELECT doc FROM orders WHERE id = ?1 AND shop = ?2",
-        params![id.to_string(), shop_key(shop)],
+        params![id.key(), shop.key()],
     )
 }
 
 pub fn list_orders(conn: &Connection, shop: ShopId, f: &OrderFilter) -> R<Vec<Order>> {
     let mut sql = String::from("SELECT doc FROM orders WHERE shop = ?");
-    let mut args: Vec<Value> = vec![Value::Blob(shop_key(shop).to_vec())];
+    let mut args: Vec<Value> = vec![Value::Blob(shop.key().to_vec())];
     if let Some(status) = f.status {
         sql.push_str(" AND status = ?");
         args.push(Value::Text(status.as_str().into()));
@@ -289,7 +289,7 @@ pub fn list_orders(conn: &Connection, shop: ShopId, f: &OrderFilter) -> R<Vec<Or
     }
     if let Some(cursor) = f.cursor {
         sql.push_str(" AND id < ?");
-        args.push(Value::Text(cursor.to_string()));
+        args.push(Value::Blob(cursor.key().to_vec()));
     }
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     args.push(Value::Integer(i64::from(f.limit)));
@@ -300,7 +300,7 @@ pub fn payments_of(conn: &Connection, shop: ShopId, order: OrderId) -> R<Vec<Pay
     docs(
         conn,
         "SELECT doc FROM payments WHERE order_id = ?1 AND shop = ?2 ORDER BY id",
-        params![order.to_string(), shop_key(shop)],
+        params![order.key(), shop.key()],
     )
 }
 
@@ -337,12 +337,12 @@ fn due_orders(conn: &Connection, sql: &str, now: Timestamp, limit: u32) -> R<Vec
     let mut stmt = conn.prepare_cached(sql).map_err(err)?;
     let rows = stmt
         .query_map(params![now.0, limit], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
         })
         .map_err(err)?;
     rows.map(|row| {
         let (shop, id) = row.map_err(err)?;
-        Ok((shop_of_key(&shop)?, parse(&id)?))
+        Ok((ShopId::from_key(&shop)?, OrderId::from_key(&id)?))
     })
     .collect()
 }
@@ -385,7 +385,7 @@ pub fn events_after(conn: &Connection, shop: Option<ShopId>, after: EventSeq, up
             let sql =
                 format!("SELECT {COLS} FROM events WHERE shop = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4");
             let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
-            stmt.query_map(params![shop_key(s), after, upto, limit], map)
+            stmt.query_map(params![s.key(), after, upto, limit], map)
                 .map_err(err)?
                 .collect::<Result<_, _>>()
                 .map_err(err)?
@@ -403,7 +403,7 @@ pub fn events_after(conn: &Connection, shop: Option<ShopId>, after: EventSeq, up
         .map(|(seq, shop, subject, kind, payload, actor, at)| {
             Ok(Event {
                 seq,
-                shop: shop.as_deref().map(shop_of_key).transpose()?,
+                shop: shop.as_deref().map(ShopId::from_key).transpose()?,
                 subject,
                 kind,
                 payload: from_json(&payload)?,
@@ -426,7 +426,7 @@ pub fn stock_totals(conn: &Connection, shop: ShopId) -> R<StockTotals> {
     let (ledger_on_hand, ledger_reserved) = conn
         .query_row(
             "SELECT COALESCE(SUM(on_hand_delta), 0), COALESCE(SUM(reserved_delta), 0) FROM stock_ledger WHERE shop = ?1",
-            [shop_key(shop)],
+            [shop.key()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(err)?;

@@ -9,7 +9,7 @@ use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use crate::codec::{err, insert_events, insert_rows, shop_key, to_json};
+use crate::codec::{Key, err, insert_events, insert_rows, to_json};
 
 /// Runs `f` in an immediate transaction and appends `event` before committing.
 pub(crate) fn with_event(
@@ -184,13 +184,13 @@ pub fn insert_ledger(conn: &Connection, entries: &[LedgerEntry]) -> Result<(), S
         "",
         entries,
         |b, e| {
-            b.put(shop_key(e.shop))?;
-            b.put(&*e.sku.text())?;
-            b.put(&*e.warehouse.text())?;
+            b.put(e.shop.key())?;
+            b.put(e.sku.key())?;
+            b.put(e.warehouse.key())?;
             b.put(e.on_hand_delta)?;
             b.put(e.reserved_delta)?;
             b.put(e.reason.as_str())?;
-            b.put(e.order.map(|o| o.text()).as_deref())?;
+            b.put(e.order.map(|o| o.key()))?;
             b.put(&e.actor.0)?;
             b.put(&e.note)?;
             b.put(e.at.0)
