@@ -58,6 +58,11 @@ pub struct RawChannelOrder {
     pub order: Option<OrderId>,
     /// How many times the channel (or a person's retry) delivered it.
     pub deliveries: i64,
+    /// The channel cancelled an order that had already left the warehouse and a
+    /// person was told once (`channel_order.cancel_refused`); re-deliveries of that
+    /// cancellation tell no one again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_refused: bool,
     pub received_at: Timestamp,
     pub updated_at: Timestamp,
     /// The body exactly as received (stored apart from the rest); shared, not copied,

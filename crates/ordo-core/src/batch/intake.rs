@@ -44,7 +44,7 @@ fn paid_since(ws: &mut WorkingSet, c: &ChannelIntake, id: OrderId, ctx: &mut Con
 fn cancelled_since(
     ws: &mut WorkingSet,
     c: &ChannelIntake,
-    raw: ChannelOrderId,
+    raw: &RawChannelOrder,
     id: OrderId,
     ctx: &mut Context<'_>,
 ) -> Result<(), CommandError> {
@@ -54,13 +54,21 @@ fn cancelled_since(
     }
     let cancel = OrderEvent::Cancel(CancelReason::Platform);
     if transition(order.status, cancel).is_err() {
+        if raw.cancel_refused {
+            return Ok(());
+        }
         ws.emit(NewEvent {
             shop: Some(c.shop),
-            subject: raw.to_string(),
+            subject: raw.id.to_string(),
             kind: kinds::CHANNEL_ORDER_CANCEL_REFUSED,
             payload: json!({ "channel": c.channel, "external_id": c.external_id, "order": id, "status": order.status.as_str() }),
             actor: c.actor.clone(),
             at: ctx.now,
+        });
+        ws.put_channel_order(RawChannelOrder {
+            cancel_refused: true,
+            updated_at: ctx.now,
+            ..raw.clone()
         });
         return Ok(());
     }
@@ -83,7 +91,7 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
         if let Some(id) = raw.order {
             paid_since(ws, c, id, ctx)?;
             if c.cancelled {
-                cancelled_since(ws, c, raw.id, id, ctx)?;
+                cancelled_since(ws, c, raw, id, ctx)?;
             }
         }
         let order = raw.order.and_then(|id| ws.orders.get(&id)).cloned().map(Box::new);
@@ -104,6 +112,7 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
         reason: None,
         order: None,
         deliveries: 0,
+        cancel_refused: false,
         received_at: now,
         updated_at: now,
         body: Default::default(),

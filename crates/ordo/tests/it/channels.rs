@@ -526,4 +526,12 @@ async fn a_channel_cancellation_cancels_the_order_until_it_ships() {
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["payload"]["order"], shipped);
     assert_eq!(refused[0]["payload"]["status"], "shipped");
+    // Shopify re-delivers a webhook it is unsure of: the person is told once.
+    let r = deliver(&app, "shopify", &shop.id, &cancelled_body("5872349102119"), SECRET).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        app.events_of(&shop.owner, "channel_order.cancel_refused").await.len(),
+        1
+    );
+    assert_eq!(order(&app, &shop, &shipped).await["status"], "shipped");
 }
