@@ -113,7 +113,7 @@ impl SqliteStore {
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     let answer = job(&mut conn);
-                    wal_ahead.top_up();
+                    wal_ahead.top_up(&conn);
                     match &syncer {
                         Some(syncer) => {
                             if syncer.send((answer, last_event_seq(&conn))).is_err() {

@@ -8,10 +8,11 @@
 //! copies, so the writer, between transactions, appends zeros in large chunks ahead
 //! of the last frame.
 //!
-//! Why it is safe: only the writer thread writes the WAL, and it does this between
-//! its transactions, always past the end of the file, never over a frame. Recovery
-//! after a crash reads frames from the start until one fails its salt and checksum,
-//! which a zeroed frame always does.
+//! Why it is safe: zeros are appended only past the end of the file, while this
+//! connection holds the database's write lock (`BEGIN IMMEDIATE`), so no writer —
+//! in this process or another one sharing the file — is appending frames or
+//! restarting the WAL meanwhile. Recovery after a crash reads frames from the start
+//! until one fails its salt and checksum, which a zeroed frame always does.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -64,7 +65,7 @@ impl WalAhead {
 
     /// Called by the writer thread between transactions. Best effort: if the WAL
     /// cannot be extended, SQLite extends it itself as before.
-    pub fn top_up(&mut self) {
+    pub fn top_up(&mut self, conn: &Connection) {
         let end = WAL_HEADER + self.frames.load(Ordering::Relaxed) * self.frame_bytes;
         let file = match &mut self.file {
             Some(file) => file,
@@ -73,24 +74,30 @@ impl WalAhead {
                 Err(_) => return,
             },
         };
-        let Ok(len) = file.metadata().map(|m| m.len()) else {
-            return;
-        };
-        if len >= end + AHEAD {
+        let wal_len = |file: &File| file.metadata().map(|m| m.len()).ok();
+        if wal_len(file).is_none_or(|len| len >= end + AHEAD) {
             return;
         }
-        if self.zeros.is_empty() {
-            self.zeros = vec![0; CHUNK];
-        }
-        if file.seek(SeekFrom::Start(len)).is_err() {
+        if conn.execute_batch("BEGIN IMMEDIATE").is_err() {
             return;
         }
-        let mut at = len;
-        while at < end + 2 * AHEAD {
-            if file.write_all(&self.zeros).is_err() {
-                return;
+        // Measured again under the lock: another process may have written meanwhile.
+        if let Some(len) = wal_len(file)
+            && len < end + AHEAD
+            && file.seek(SeekFrom::Start(len)).is_ok()
+        {
+            if self.zeros.is_empty() {
+                self.zeros = vec![0; CHUNK];
             }
-            at += CHUNK as u64;
+            let mut at = len;
+            while at < end + 2 * AHEAD && file.write_all(&self.zeros).is_ok() {
+                at += CHUNK as u64;
+            }
+        }
+        // Nothing was written through SQLite: the commit writes no frame. Never leave
+        // the transaction open, or the writer's next one could not begin.
+        if conn.execute_batch("COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
     }
 }
@@ -115,7 +122,7 @@ mod tests {
             let before = std::fs::metadata(&wal).unwrap().len();
             let frames_end = WAL_HEADER + ahead.frames.load(Ordering::Relaxed) * ahead.frame_bytes;
             assert!(frames_end > WAL_HEADER, "the hook reports the frames");
-            ahead.top_up();
+            ahead.top_up(&conn);
             let after = std::fs::metadata(&wal).unwrap().len();
             assert!(after >= frames_end + AHEAD, "zeroed space is kept ahead");
             assert!(after >= before);
@@ -129,6 +136,34 @@ mod tests {
         let rows: i64 = reopened.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(rows, 3);
         drop(reopened);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn nothing_is_appended_while_another_connection_may_be_writing() {
+        let dir = std::env::temp_dir().join(format!("ordo-wal-ahead-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db");
+        let wal = dir.join("t.db-wal");
+        let mut conn = Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v TEXT)")
+            .unwrap();
+        let mut ahead = WalAhead::install(&mut conn, wal.clone()).unwrap();
+        conn.execute("INSERT INTO t VALUES ('x')", []).unwrap();
+        // Another writer (here a second connection; it could be another process)
+        // holds the write lock, so it may be appending frames right now.
+        let other = Connection::open(&db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let before = std::fs::metadata(&wal).unwrap().len();
+        ahead.top_up(&conn);
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), before);
+        other.execute_batch("COMMIT").unwrap();
+        // Once the lock is free it tops up, and leaves no transaction open behind.
+        ahead.top_up(&conn);
+        assert!(std::fs::metadata(&wal).unwrap().len() > before);
+        assert!(conn.is_autocommit());
+        drop((conn, other));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
