@@ -63,6 +63,11 @@ pub struct RawChannelOrder {
     /// cancellation tell no one again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel_refused: bool,
+    /// Fingerprint (`limits::address_fingerprint`) of the shipping address the
+    /// channel last sent, so a later delivery that changes it is told apart from
+    /// one that repeats it (and from an edit made in Ordo since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_address: Option<u64>,
     pub received_at: Timestamp,
     pub updated_at: Timestamp,
     /// The body exactly as received (stored apart from the rest); shared, not copied,

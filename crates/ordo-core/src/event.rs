@@ -65,6 +65,7 @@ pub mod kinds {
     pub const CHANNEL_ORDER_UNMAPPED: &str = "channel_order.unmapped";
     /// The channel cancelled an order that has already shipped: a person handles it.
     pub const CHANNEL_ORDER_CANCEL_REFUSED: &str = "channel_order.cancel_refused";
+    pub const CHANNEL_ORDER_CHANGE_REFUSED: &str = "channel_order.change_refused";
     pub const CHANNEL_CONFIGURED: &str = "channel.configured";
     pub const SKU_MAPPING_CHANGED: &str = "sku_mapping.changed";
     pub const PAYMENT_CAPTURED: &str = "payment.captured";

@@ -93,7 +93,9 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
             Some(quote(ws, &c, &at)?)
         }
     };
-    let owed = requote.as_ref().map_or(0, |q| q.pricing.total_minor) - order.pricing.total_minor;
+    let owed = requote
+        .as_ref()
+        .map_or(0, |q| q.pricing.total_minor - order.pricing.total_minor);
     let net_paid = order.paid_minor - order.refunded_minor;
     let unpaid = order.status == OrderStatus::PendingPayment;
 

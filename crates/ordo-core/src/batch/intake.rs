@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{ChannelIntake, Context, Outcome, WorkingSet};
+use super::{ChannelIntake, Context, EditOrder, Outcome, WorkingSet};
 use crate::channel::{ChannelPayment, RawChannelOrder, RawStatus};
 use crate::event::{NewEvent, kinds};
 use crate::order::{CancelReason, OrderEvent, OrderStatus, transition};
@@ -79,6 +79,64 @@ fn cancelled_since(
     Ok(())
 }
 
+/// A later delivery may carry a shipping address the channel changed since
+/// (Shopify's `orders/updated`, a marketplace's re-export): the order is edited to
+/// it (a revision, `order.edited`) while it has not shipped. Once it has, or if the
+/// new address does not validate, a person is told (`channel_order.change_refused`).
+/// Either way the raw channel order remembers the address, so a re-delivery of the
+/// same change does nothing and an edit made in Ordo is not undone by a delivery
+/// that repeats the old address.
+fn address_since(
+    ws: &mut WorkingSet,
+    c: &ChannelIntake,
+    raw: &RawChannelOrder,
+    id: OrderId,
+    ctx: &mut Context<'_>,
+) -> Result<(), CommandError> {
+    let Ok(place) = &c.mapped else { return Ok(()) };
+    let Some(sent) = &place.shipping_address else {
+        return Ok(());
+    };
+    let fingerprint = crate::limits::address_fingerprint(sent);
+    let Some(order) = ws.orders.get(&id) else { return Ok(()) };
+    let unchanged = match raw.channel_address {
+        Some(last) => last == fingerprint,
+        // Received before addresses were remembered: compare with the order's.
+        None => order.shipping_address.as_ref().map(crate::limits::address_fingerprint) == Some(fingerprint),
+    };
+    if unchanged || order.status == OrderStatus::Cancelled {
+        return Ok(());
+    }
+    let edit = EditOrder {
+        by: place.by.clone(),
+        order: id,
+        expected_version: order.version,
+        lines: None,
+        shipping_address: Some(sent.clone()),
+        reason: Some(format!("address changed at {}", c.channel)),
+    };
+    if let Err(refused) = super::edits::edit(ws, &edit, ctx) {
+        let status = ws.orders.get(&id).map(|o| o.status.as_str());
+        ws.emit(NewEvent {
+            shop: Some(c.shop),
+            subject: raw.id.to_string(),
+            kind: kinds::CHANNEL_ORDER_CHANGE_REFUSED,
+            payload: json!({
+                "channel": c.channel, "external_id": c.external_id, "order": id, "status": status,
+                "change": "shipping_address", "reason_code": refused.code(), "reason": refused.to_string(),
+            }),
+            actor: c.actor.clone(),
+            at: ctx.now,
+        });
+    }
+    ws.put_channel_order(RawChannelOrder {
+        channel_address: Some(fingerprint),
+        updated_at: ctx.now,
+        ..raw.clone()
+    });
+    Ok(())
+}
+
 pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
     if !ws.shops.contains_key(&c.shop) {
         return Err(CommandError::ShopNotFound);
@@ -92,6 +150,8 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
             paid_since(ws, c, id, ctx)?;
             if c.cancelled {
                 cancelled_since(ws, c, raw, id, ctx)?;
+            } else {
+                address_since(ws, c, raw, id, ctx)?;
             }
         }
         let order = raw.order.and_then(|id| ws.orders.get(&id)).cloned().map(Box::new);
@@ -113,6 +173,7 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
         order: None,
         deliveries: 0,
         cancel_refused: false,
+        channel_address: None,
         received_at: now,
         updated_at: now,
         body: Default::default(),
@@ -136,6 +197,7 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
             raw.reason_code = None;
             raw.reason = None;
             raw.order = Some(order.id);
+            raw.channel_address = order.shipping_address.as_ref().map(crate::limits::address_fingerprint);
             Some(Box::new(order))
         }
         Err((code, reason)) => {

@@ -535,3 +535,83 @@ async fn a_channel_cancellation_cancels_the_order_until_it_ships() {
     );
     assert_eq!(order(&app, &shop, &shipped).await["status"], "shipped");
 }
+
+#[tokio::test]
+async fn an_address_changed_at_the_channel_edits_the_order_until_it_ships() {
+    let app = spawn_app().await;
+    let shop = shopify_shop(&app).await;
+    let moved_to = |line1: &str| {
+        let mut body: Value = serde_json::from_str(SHOPIFY_PAID).unwrap();
+        body["shipping_address"]["address1"] = json!(line1);
+        body.to_string()
+    };
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let order_id = r.json()["order_id"].clone();
+    let id = order_id.as_str().unwrap().to_string();
+
+    // orders/updated with a new street: the order follows, as a revision.
+    for _ in 0..2 {
+        let r = deliver(&app, "shopify", &shop.id, &moved_to("1 Liberty Plaza"), SECRET).await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+    }
+    let o = order(&app, &shop, &order_id).await;
+    assert_eq!(o["shipping_address"]["line1"], "1 Liberty Plaza");
+    assert_eq!(
+        o["revisions"].as_array().map(Vec::len),
+        Some(1),
+        "a repeat changes nothing: {o}"
+    );
+    assert_eq!(o["revisions"][0]["address_changed"], true);
+    assert_eq!(app.events_of(&shop.owner, "order.edited").await.len(), 1);
+
+    // A delivery that repeats the channel's address does not undo an edit made in Ordo.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/orders/{id}"),
+            &shop.owner,
+            Some(json!({
+                "version": o["version"],
+                "shipping_address": { "recipient": "Zoë Ångström", "phone": "+1 212-555-0143", "country": "US",
+                    "province": "NY", "city": "New York", "line1": "20 W 34th St", "postal_code": "10001" },
+                "reason": "buyer called"
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = deliver(&app, "shopify", &shop.id, &moved_to("1 Liberty Plaza"), SECRET).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        order(&app, &shop, &order_id).await["shipping_address"]["line1"],
+        "20 W 34th St"
+    );
+
+    // Once shipped, a change at the channel is for a person, told once.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/ship"),
+            &shop.owner,
+            Some(json!({ "carrier": "UPS", "tracking_number": "1Z999AA10123456784" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    for _ in 0..2 {
+        let r = deliver(&app, "shopify", &shop.id, &moved_to("11 Wall St"), SECRET).await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+    }
+    assert_eq!(
+        order(&app, &shop, &order_id).await["shipping_address"]["line1"],
+        "20 W 34th St"
+    );
+    let refused = app.events_of(&shop.owner, "channel_order.change_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        (
+            refused[0]["payload"]["order"].as_str(),
+            refused[0]["payload"]["status"].as_str()
+        ),
+        (Some(id.as_str()), Some("shipped"))
+    );
+}
