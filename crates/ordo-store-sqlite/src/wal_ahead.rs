@@ -106,16 +106,21 @@ impl WalAhead {
 mod tests {
     use super::*;
 
-    #[test]
-    fn zeros_go_after_the_last_frame_and_the_database_reopens_intact() {
-        let dir = std::env::temp_dir().join(format!("ordo-wal-ahead-{}", std::process::id()));
+    /// A fresh WAL-mode database with one table, and its `WalAhead`.
+    fn fresh(name: &str) -> (PathBuf, PathBuf, PathBuf, Connection, WalAhead) {
+        let dir = std::env::temp_dir().join(format!("ordo-wal-ahead-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("t.db");
-        let wal = dir.join("t.db-wal");
+        let (db, wal) = (dir.join("t.db"), dir.join("t.db-wal"));
         let mut conn = Connection::open(&db).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v TEXT)")
             .unwrap();
-        let mut ahead = WalAhead::install(&mut conn, wal.clone()).unwrap();
+        let ahead = WalAhead::install(&mut conn, wal.clone()).unwrap();
+        (dir, db, wal, conn, ahead)
+    }
+
+    #[test]
+    fn zeros_go_after_the_last_frame_and_the_database_reopens_intact() {
+        let (dir, db, wal, conn, mut ahead) = fresh("reopen");
         for round in 0..3 {
             conn.execute("INSERT INTO t VALUES (?1)", [format!("row {round}").repeat(500)])
                 .unwrap();
@@ -141,14 +146,7 @@ mod tests {
 
     #[test]
     fn nothing_is_appended_while_another_connection_may_be_writing() {
-        let dir = std::env::temp_dir().join(format!("ordo-wal-ahead-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("t.db");
-        let wal = dir.join("t.db-wal");
-        let mut conn = Connection::open(&db).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v TEXT)")
-            .unwrap();
-        let mut ahead = WalAhead::install(&mut conn, wal.clone()).unwrap();
+        let (dir, db, wal, conn, mut ahead) = fresh("lock");
         conn.execute("INSERT INTO t VALUES ('x')", []).unwrap();
         // Another writer (here a second connection; it could be another process)
         // holds the write lock, so it may be appending frames right now.

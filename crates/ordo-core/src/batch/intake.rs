@@ -37,6 +37,28 @@ fn paid_since(ws: &mut WorkingSet, c: &ChannelIntake, id: OrderId, ctx: &mut Con
     super::payments::notice(ws, &notice, ctx).map(|_| ())
 }
 
+/// Records, against the raw channel order, something the channel asked for that
+/// Ordo could not do and a person must handle; `payload` gains the channel and its id.
+fn tell_a_person(
+    ws: &mut WorkingSet,
+    c: &ChannelIntake,
+    raw: &RawChannelOrder,
+    kind: &'static str,
+    mut payload: serde_json::Value,
+    ctx: &Context<'_>,
+) {
+    payload["channel"] = json!(c.channel);
+    payload["external_id"] = json!(c.external_id);
+    ws.emit(NewEvent {
+        shop: Some(c.shop),
+        subject: raw.id.to_string(),
+        kind,
+        payload,
+        actor: c.actor.clone(),
+        at: ctx.now,
+    });
+}
+
 /// A later delivery says the channel cancelled the order (Shopify's
 /// `orders/cancelled`, WooCommerce status `cancelled`): cancel it too — stock
 /// released, what was captured refunded — unless it has already left the
@@ -57,14 +79,15 @@ fn cancelled_since(
         if raw.cancel_refused {
             return Ok(());
         }
-        ws.emit(NewEvent {
-            shop: Some(c.shop),
-            subject: raw.id.to_string(),
-            kind: kinds::CHANNEL_ORDER_CANCEL_REFUSED,
-            payload: json!({ "channel": c.channel, "external_id": c.external_id, "order": id, "status": order.status.as_str() }),
-            actor: c.actor.clone(),
-            at: ctx.now,
-        });
+        let status = order.status.as_str();
+        tell_a_person(
+            ws,
+            c,
+            raw,
+            kinds::CHANNEL_ORDER_CANCEL_REFUSED,
+            json!({ "order": id, "status": status }),
+            ctx,
+        );
         ws.put_channel_order(RawChannelOrder {
             cancel_refused: true,
             updated_at: ctx.now,
@@ -117,17 +140,11 @@ fn address_since(
     };
     if let Err(refused) = super::edits::edit(ws, &edit, ctx) {
         let status = ws.orders.get(&id).map(|o| o.status.as_str());
-        ws.emit(NewEvent {
-            shop: Some(c.shop),
-            subject: raw.id.to_string(),
-            kind: kinds::CHANNEL_ORDER_CHANGE_REFUSED,
-            payload: json!({
-                "channel": c.channel, "external_id": c.external_id, "order": id, "status": status,
-                "change": "shipping_address", "reason_code": refused.code(), "reason": refused.to_string(),
-            }),
-            actor: c.actor.clone(),
-            at: ctx.now,
+        let payload = json!({
+            "order": id, "status": status, "change": "shipping_address",
+            "reason_code": refused.code(), "reason": refused.to_string(),
         });
+        tell_a_person(ws, c, raw, kinds::CHANNEL_ORDER_CHANGE_REFUSED, payload, ctx);
     }
     ws.put_channel_order(RawChannelOrder {
         channel_address: Some(fingerprint),
