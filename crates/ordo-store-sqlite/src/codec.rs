@@ -169,3 +169,25 @@ pub fn insert_encoded_events(
     // last event.
     Ok(Some(conn.last_insert_rowid()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Lists page through orders by `id < cursor` on the stored key, so keys must
+        /// sort exactly as the ids' text form (which is creation order) does.
+        #[test]
+        fn keys_sort_as_ids_do_and_round_trip(a: u128, b: u128) {
+            let (a, b) = (OrderId(a), OrderId(b));
+            prop_assert_eq!(a.key().cmp(&b.key()), a.to_string().cmp(&b.to_string()));
+            prop_assert_eq!(OrderId::from_key(&a.key()).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_length_is_corrupt_not_a_panic() {
+        assert!(matches!(ShopId::from_key(&[1, 2, 3]), Err(StoreError::Corrupt(_))));
+    }
+}
