@@ -3,6 +3,8 @@
 //! reservations following. Each edit is a revision on the order's version; the
 //! price difference becomes an amount due (a new pending payment) or a refund.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use super::orders::{QuoteAt, held_stock_of, move_stock, quote, release_all, store_order};
@@ -84,11 +86,18 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
                 idempotency: None,
                 channel_terms: None,
             };
+            // A SKU already on the order keeps the price it was sold at; one added
+            // is sold at today's.
+            let mut placed_prices = BTreeMap::new();
+            for l in &order.lines {
+                placed_prices.entry(l.sku_id).or_insert(l.unit_price_minor);
+            }
             let at = QuoteAt {
                 now,
                 promotions: order.created_at,
                 held: &held,
                 count_limits: false,
+                placed_prices: &placed_prices,
             };
             Some(quote(ws, &c, &at)?)
         }

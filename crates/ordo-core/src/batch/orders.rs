@@ -82,6 +82,9 @@ pub(super) struct QuoteAt<'a> {
     pub held: &'a BTreeMap<StockKey, i64>,
     /// Whether limits are checked and counted (placement) or not (an edit).
     pub count_limits: bool,
+    /// Unit prices the order was placed at, per SKU (an edit's old lines): those
+    /// SKUs keep them, and may stay on the order even if no longer on sale.
+    pub placed_prices: &'a BTreeMap<crate::ProductId, i64>,
 }
 
 /// A placement decided but not applied: lines priced and allocated, limits checked.
@@ -145,11 +148,12 @@ pub(super) fn quote(ws: &WorkingSet, c: &PlaceOrder, at: &QuoteAt<'_>) -> Result
             .products
             .get(&(shop, req.sku.clone()))
             .ok_or_else(|| CommandError::UnknownSku { sku: req.sku.clone() })?;
+        let placed_price = at.placed_prices.get(&p.id).copied();
         // A channel order was sold already; the SKU's own sale flag is for Ordo's channels.
-        if !p.on_sale && terms.is_none() {
+        if !p.on_sale && terms.is_none() && placed_price.is_none() {
             return Err(CommandError::SkuNotOnSale { sku: req.sku.clone() });
         }
-        let unit_price_minor = terms.map_or(p.price_minor, |t| t.lines[i].0);
+        let unit_price_minor = terms.map_or(placed_price.unwrap_or(p.price_minor), |t| t.lines[i].0);
         let total = Money::new(unit_price_minor, currency)?.checked_mul(req.quantity)?;
         items = items.checked_add(total)?;
         if p.kind == ProductKind::Physical {
@@ -236,12 +240,13 @@ pub(super) fn quote(ws: &WorkingSet, c: &PlaceOrder, at: &QuoteAt<'_>) -> Result
 }
 
 fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Order, CommandError> {
-    let no_stock_held = BTreeMap::new();
+    let (no_stock_held, no_prices) = (BTreeMap::new(), BTreeMap::new());
     let at = QuoteAt {
         now: ctx.now,
         promotions: ctx.now,
         held: &no_stock_held,
         count_limits: true,
+        placed_prices: &no_prices,
     };
     let Quote {
         lines,

@@ -131,6 +131,44 @@ async fn fetch(app: &TestApp, shop: &Shop, order: &Value, what: &str) -> Value {
 }
 
 #[tokio::test]
+async fn an_edit_keeps_the_prices_the_order_was_placed_at() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let order = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    let a = order["lines"][0]["sku_id"].as_str().unwrap();
+    // Since the order was placed, A went up and off sale.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/products/{a}"),
+            &shop.owner,
+            Some(json!({ "price_minor": 2500, "on_sale": false })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let (status, edited) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": order["version"], "lines": [{ "sku": "A", "quantity": 2 }, { "sku": "B", "quantity": 1 }] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited:?}");
+    assert_eq!(
+        (
+            edited["lines"][0]["unit_price_minor"].as_i64(),
+            edited["lines"][1]["unit_price_minor"].as_i64()
+        ),
+        (Some(1999), Some(500)),
+        "A at its price as placed, B (added) at today's"
+    );
+    assert_eq!(edited["pricing"]["total_minor"], 2 * 1999 + 500 + 800);
+}
+
+#[tokio::test]
 async fn an_unpaid_order_is_edited_against_its_version_and_stock_follows() {
     let app = spawn_app().await;
     let shop = app.shop("s").await;
