@@ -15,7 +15,8 @@ use crate::channel;
 use crate::event::NewEvent;
 use crate::event::kinds;
 use crate::inventory::StockKey;
-use crate::order::{Order, OrderStatus, Revision};
+use crate::limits::{Counted, CounterKey, names};
+use crate::order::{Order, OrderLine, OrderStatus, Revision};
 use crate::payment::{PaymentEvent, PaymentStatus};
 
 fn editable(order: &Order) -> Result<(), CommandError> {
@@ -102,6 +103,10 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
             Some(quote(ws, &c, &at)?)
         }
     };
+    let recount = match &requote {
+        Some(q) => purchases_after_edit(ws, &order, &q.lines, now)?,
+        None => Vec::new(),
+    };
     let owed = requote
         .as_ref()
         .map_or(0, |q| q.pricing.total_minor - order.pricing.total_minor);
@@ -121,6 +126,18 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
                 .reserve(a.quantity)
                 .expect("the quote checked availability");
             move_stock(ws, key, m, Some(order.id), &e.by.actor, now);
+        }
+        for r in recount {
+            if let Some(held) = &r.held {
+                ws.counter_mut(r.key.clone()).give_back(held);
+                order.counted.retain(|c| c.counter != held.counter);
+            }
+            if r.units > 0 {
+                let counted = ws
+                    .counter_mut(r.key.clone())
+                    .add(r.key.name, r.units, r.window_secs, now);
+                order.counted.push(counted);
+            }
         }
         order.parcels = super::shipping::plan_parcels(&q.lines);
         order.lines = q.lines;
@@ -178,6 +195,61 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
         order: Box::new(order),
         replayed: false,
     })
+}
+
+/// A purchase-limit counter an edit changes: the order gives back what it counted
+/// and counts its new units instead.
+struct Recount {
+    key: CounterKey,
+    window_secs: Option<i64>,
+    held: Option<Counted>,
+    units: i64,
+}
+
+/// The buyer's purchase limits after an edit: each limited SKU counts the units the
+/// order has after the edit instead of those it had. Refused, changing nothing, if
+/// that passes a limit.
+fn purchases_after_edit(
+    ws: &WorkingSet,
+    order: &Order,
+    lines: &[OrderLine],
+    now: crate::Timestamp,
+) -> Result<Vec<Recount>, CommandError> {
+    let settings = ws.shops.get(&order.shop).ok_or(CommandError::ShopNotFound)?;
+    let mut recounts = Vec::new();
+    for limit in &settings.purchase_limits {
+        let key = CounterKey {
+            shop: order.shop,
+            name: names::purchases(&limit.sku, &order.buyer.id),
+        };
+        let held = order.counted.iter().find(|c| c.counter == key.name).cloned();
+        let units: i64 = lines.iter().filter(|l| l.sku == limit.sku).map(|l| l.quantity).sum();
+        if held.is_none() && units == 0 {
+            continue;
+        }
+        let counter = ws.counters.get(&key).copied().unwrap_or_default();
+        let current = counter.current(limit.window_secs, now);
+        // What this order still holds in the counter's current window.
+        let still_held = held
+            .as_ref()
+            .filter(|c| current > 0 && c.window_start == counter.window_start)
+            .map_or(0, |c| c.amount);
+        let others = current - still_held;
+        if units > 0 && others + units > limit.max_units {
+            return Err(CommandError::PurchaseLimit {
+                sku: limit.sku.clone(),
+                max: limit.max_units,
+                already: others,
+            });
+        }
+        recounts.push(Recount {
+            key,
+            window_secs: limit.window_secs,
+            held,
+            units,
+        });
+    }
+    Ok(recounts)
 }
 
 /// Sets what the order's pending payment expects; false when there is none.

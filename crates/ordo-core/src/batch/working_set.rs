@@ -67,6 +67,9 @@ pub struct LoadRequest {
     pub releasing: BTreeSet<OrderId>,
     /// Orders that may be paid (or have codes delivered), whose virtual lines need codes.
     pub paying: BTreeSet<OrderId>,
+    /// Orders whose lines an edit replaces, with the SKUs of the new lines: their
+    /// buyers' purchase-limit counters are recounted.
+    pub editing: Vec<(OrderId, Vec<String>)>,
 }
 
 impl LoadRequest {
@@ -83,6 +86,19 @@ impl LoadRequest {
                 keys.insert(CounterKey {
                     shop: intake.shop,
                     name: need.name,
+                });
+            }
+        }
+        for (id, skus) in &self.editing {
+            let Some(order) = ws.orders.get(id) else { continue };
+            let Some(settings) = ws.shops.get(&order.shop) else {
+                continue;
+            };
+            let on_order = |sku: &str| skus.iter().any(|s| s == sku) || order.lines.iter().any(|l| l.sku == sku);
+            for limit in settings.purchase_limits.iter().filter(|l| on_order(&l.sku)) {
+                keys.insert(CounterKey {
+                    shop: order.shop,
+                    name: crate::limits::names::purchases(&limit.sku, &order.buyer.id),
                 });
             }
         }
@@ -173,6 +189,8 @@ impl LoadRequest {
                 self.orders.insert(e.order);
                 if let Some(lines) = &e.lines {
                     self.skus.extend(lines.iter().map(|l| (e.by.shop, l.sku.clone())));
+                    self.editing
+                        .push((e.order, lines.iter().map(|l| l.sku.clone()).collect()));
                 }
                 &None
             }

@@ -140,3 +140,51 @@ async fn a_new_buyers_big_first_order_and_a_busy_address_are_held() {
         "{third:?}"
     );
 }
+
+#[tokio::test]
+async fn an_edit_counts_against_purchase_limits_as_a_placement_does() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let settings = json!({ "purchase_limits": [{ "sku": "B", "max_units": 3, "window_secs": 86400 }] });
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/shops/{}/settings", shop.id),
+            &shop.owner,
+            Some(settings),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let (status, order) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 1 }]), None).await;
+    assert_eq!(status, 201, "{order:?}");
+    let id = order["id"].as_str().unwrap();
+    let edit = |version: Value, lines: Value| {
+        let app = &app;
+        let owner = shop.owner.clone();
+        async move {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/orders/{id}"),
+                    &owner,
+                    Some(json!({ "version": version, "lines": lines })),
+                )
+                .await;
+            (r.status, r.json())
+        }
+    };
+
+    let (status, body) = edit(order["version"].clone(), json!([{ "sku": "B", "quantity": 4 }])).await;
+    assert_eq!((status, problem_type(&body)), (422, "purchase-limit"), "{body:?}");
+    let (status, edited) = edit(order["version"].clone(), json!([{ "sku": "B", "quantity": 3 }])).await;
+    assert_eq!(status, 200, "{edited:?}");
+    // The edit counted: the buyer has had all three.
+    let (status, body) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 1 }]), None).await;
+    assert_eq!((status, problem_type(&body)), (422, "purchase-limit"), "{body:?}");
+
+    // Editing B away gives the units back.
+    let (status, edited) = edit(edited["version"].clone(), json!([{ "sku": "A", "quantity": 1 }])).await;
+    assert_eq!(status, 200, "{edited:?}");
+    let (status, body) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 3 }]), None).await;
+    assert_eq!(status, 201, "{body:?}");
+}
