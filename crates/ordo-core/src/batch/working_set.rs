@@ -191,6 +191,8 @@ impl LoadRequest {
                     self.skus.extend(lines.iter().map(|l| (e.by.shop, l.sku.clone())));
                     self.editing
                         .push((e.order, lines.iter().map(|l| l.sku.clone()).collect()));
+                    // What the order counted may be given back.
+                    self.releasing.insert(e.order);
                 }
                 &None
             }
