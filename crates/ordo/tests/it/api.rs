@@ -867,14 +867,7 @@ async fn an_order_must_use_a_payment_method_the_shop_offers() {
         "any method until the shop lists some"
     );
     let settings = json!({ "payment_methods": ["alipay", "wechat"] });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(settings),
-        )
-        .await;
+    let r = app.put_settings(&shop, settings).await;
     assert_eq!(r.json()["payment_methods"], json!(["alipay", "wechat"]));
     let r = app
         .call(Method::POST, "/api/v1/orders", &shop.owner, Some(order("cod")))

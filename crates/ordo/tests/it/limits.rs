@@ -28,14 +28,7 @@ async fn coupons_and_purchase_limits_hold_across_orders() {
         }],
         "purchase_limits": [{ "sku": "B", "max_units": 3, "window_secs": 86400 }],
     });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(settings),
-        )
-        .await;
+    let r = app.put_settings(&shop, settings).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(r.json()["purchase_limits"][0]["max_units"], 3);
 
@@ -74,14 +67,7 @@ async fn coupons_and_purchase_limits_hold_across_orders() {
     assert_eq!(stock["reserved"], 5, "refused orders reserved nothing");
 
     let bad = json!({ "purchase_limits": [{ "sku": "B", "max_units": 0 }] });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(bad),
-        )
-        .await;
+    let r = app.put_settings(&shop, bad).await;
     assert_eq!((r.status, problem_type(&r.json())), (422, "invalid-setting"));
 }
 
@@ -93,14 +79,7 @@ async fn a_new_buyers_big_first_order_and_a_busy_address_are_held() {
         "new_buyer_above_minor": 3000,
         "address_orders": { "max_orders": 2, "window_secs": 3600 }
     } });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(settings),
-        )
-        .await;
+    let r = app.put_settings(&shop, settings).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     let status_after_paying = |order: Value| {
         let app = &app;
@@ -146,14 +125,7 @@ async fn an_edit_counts_against_purchase_limits_as_a_placement_does() {
     let app = spawn_app().await;
     let shop = app.shop("s").await;
     let settings = json!({ "purchase_limits": [{ "sku": "B", "max_units": 3, "window_secs": 86400 }] });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(settings),
-        )
-        .await;
+    let r = app.put_settings(&shop, settings).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     let (status, order) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 1 }]), None).await;
     assert_eq!(status, 201, "{order:?}");

@@ -254,14 +254,7 @@ async fn refunds_are_recorded_and_never_exceed_what_was_captured() {
 async fn an_unpaid_order_is_cancelled_when_its_payment_times_out() {
     let app = spawn_app().await;
     let shop = app.shop("s").await;
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(json!({ "payment_timeout_secs": 600 })),
-        )
-        .await;
+    let r = app.put_settings(&shop, json!({ "payment_timeout_secs": 600 })).await;
     assert_eq!(r.json()["payment_timeout_secs"], 600);
     let unpaid = app
         .place(&shop.owner, json!([{ "sku": "B", "quantity": 4 }]))
@@ -514,14 +507,7 @@ async fn the_buyer_is_reminded_once_before_the_payment_deadline() {
     let app = spawn_app().await;
     let shop = app.shop("s").await;
     let settings = json!({ "payment_timeout_secs": 900, "payment_reminder_secs": 300 });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(settings),
-        )
-        .await;
+    let r = app.put_settings(&shop, settings).await;
     assert_eq!(r.json()["payment_reminder_secs"], 300);
     let unpaid = app
         .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
@@ -572,14 +558,7 @@ async fn the_buyer_is_reminded_once_before_the_payment_deadline() {
 
     app.clock.advance_secs(300);
     assert_eq!(app.engine.run_due_timers().await.unwrap(), 1);
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(json!({ "payment_reminder_secs": 900 })),
-        )
-        .await;
+    let r = app.put_settings(&shop, json!({ "payment_reminder_secs": 900 })).await;
     assert_eq!(r.status, 422, "a reminder must come before the deadline");
 }
 
@@ -705,14 +684,7 @@ async fn review_rules_hold_paid_orders_with_reasons_and_people_approve_or_reject
     let shop = app.shop("s").await;
     let other = app.shop("other").await;
     let rules = json!({ "review": { "hold_when_note": true, "blocked_phones": ["13900000000"], "flagged_address_words": ["Locker"] } });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(rules),
-        )
-        .await;
+    let r = app.put_settings(&shop, rules).await;
     assert_eq!(r.json()["review"]["blocked_phones"], json!(["13900000000"]));
 
     let mut with_note = crate::support::order_body(json!([{ "sku": "A", "quantity": 1 }]));
@@ -870,14 +842,7 @@ async fn promotions_and_coupons_price_the_order_and_the_breakdown_is_kept() {
         { "id": "WELCOME5", "coupon_code": "WELCOME5", "kind": { "type": "fixed", "amount_minor": 500 }, "stackable": true, "priority": 1 },
         { "id": "包邮", "kind": { "type": "free_shipping", "min_spend_minor": 5000 }, "stackable": true }
     ]);
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(json!({ "promotions": promotions })),
-        )
-        .await;
+    let r = app.put_settings(&shop, json!({ "promotions": promotions })).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(r.json()["promotions"].as_array().unwrap().len(), 3);
 
@@ -921,14 +886,7 @@ async fn promotions_and_coupons_price_the_order_and_the_breakdown_is_kept() {
         (422, Some("https://ordo.dev/problems/coupon-not-applicable"))
     );
     let bad = json!({ "promotions": [{ "id": "x", "kind": { "type": "percentage", "percent_bp": 0 } }] });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(bad),
-        )
-        .await;
+    let r = app.put_settings(&shop, bad).await;
     assert_eq!(
         (r.status, r.json()["type"].as_str()),
         (422, Some("https://ordo.dev/problems/invalid-promotion"))

@@ -11,14 +11,7 @@ async fn units_of_a_line_refund_its_discounted_price_exactly() {
     let app = spawn_app().await;
     let shop = app.shop("s").await;
     let promo = json!({ "promotions": [{ "id": "九折", "kind": { "type": "percentage", "percent_bp": 1000 } }] });
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/shops/{}/settings", shop.id),
-            &shop.owner,
-            Some(promo),
-        )
-        .await;
+    let r = app.put_settings(&shop, promo).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     let order = app
         .place(

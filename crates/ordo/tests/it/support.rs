@@ -178,6 +178,12 @@ impl TestApp {
         Shop { id, owner, warehouse }
     }
 
+    /// Changes a shop's settings as its owner (`PUT /api/v1/shops/{id}/settings`).
+    pub async fn put_settings(&self, shop: &Shop, settings: Value) -> Response {
+        let path = format!("/api/v1/shops/{}/settings", shop.id);
+        self.call(Method::PUT, &path, &shop.owner, Some(settings)).await
+    }
+
     pub async fn place(&self, token: &str, lines: Value) -> Response {
         self.call(Method::POST, "/api/v1/orders", token, Some(order_body(lines)))
             .await
