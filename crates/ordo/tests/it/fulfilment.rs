@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Shop, TestApp, problem_type, spawn_app};
+use crate::support::{Shop, TestApp, edit, problem_type, spawn_app};
 
 const DAY: i64 = 86_400;
 
@@ -113,14 +113,6 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
         .await
         .json();
     assert_eq!(later["parcels"], json!([]));
-}
-
-async fn edit(app: &TestApp, shop: &Shop, order: &Value, body: Value) -> (u16, Value) {
-    let id = order["id"].as_str().unwrap();
-    let r = app
-        .call(Method::PATCH, &format!("/api/v1/orders/{id}"), &shop.owner, Some(body))
-        .await;
-    (r.status, r.json())
 }
 
 async fn fetch(app: &TestApp, shop: &Shop, order: &Value, what: &str) -> Value {

@@ -4,7 +4,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Shop, TestApp, order_body, problem_type, spawn_app};
+use crate::support::{Shop, TestApp, edit, order_body, problem_type, spawn_app};
 
 async fn place(app: &TestApp, shop: &Shop, buyer: &str, lines: Value, coupon: Option<&str>) -> (u16, Value) {
     let mut body = order_body(lines);
@@ -129,33 +129,34 @@ async fn an_edit_counts_against_purchase_limits_as_a_placement_does() {
     assert_eq!(r.status, 200, "{:?}", r.json());
     let (status, order) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 1 }]), None).await;
     assert_eq!(status, 201, "{order:?}");
-    let id = order["id"].as_str().unwrap();
-    let edit = |version: Value, lines: Value| {
-        let app = &app;
-        let owner = shop.owner.clone();
-        async move {
-            let r = app
-                .call(
-                    Method::PATCH,
-                    &format!("/api/v1/orders/{id}"),
-                    &owner,
-                    Some(json!({ "version": version, "lines": lines })),
-                )
-                .await;
-            (r.status, r.json())
-        }
-    };
-
-    let (status, body) = edit(order["version"].clone(), json!([{ "sku": "B", "quantity": 4 }])).await;
+    let (status, body) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": order["version"], "lines": [{ "sku": "B", "quantity": 4 }] }),
+    )
+    .await;
     assert_eq!((status, problem_type(&body)), (422, "purchase-limit"), "{body:?}");
-    let (status, edited) = edit(order["version"].clone(), json!([{ "sku": "B", "quantity": 3 }])).await;
+    let (status, edited) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": order["version"], "lines": [{ "sku": "B", "quantity": 3 }] }),
+    )
+    .await;
     assert_eq!(status, 200, "{edited:?}");
     // The edit counted: the buyer has had all three.
     let (status, body) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 1 }]), None).await;
     assert_eq!((status, problem_type(&body)), (422, "purchase-limit"), "{body:?}");
 
     // Editing B away gives the units back.
-    let (status, edited) = edit(edited["version"].clone(), json!([{ "sku": "A", "quantity": 1 }])).await;
+    let (status, edited) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": edited["version"], "lines": [{ "sku": "A", "quantity": 1 }] }),
+    )
+    .await;
     assert_eq!(status, 200, "{edited:?}");
     let (status, body) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 3 }]), None).await;
     assert_eq!(status, 201, "{body:?}");

@@ -271,3 +271,12 @@ pub fn parse_ms(v: &Value) -> i64 {
         .expect("RFC 3339")
         .0
 }
+
+/// Edits `order` as its shop's owner (`PATCH /api/v1/orders/{id}`).
+pub async fn edit(app: &TestApp, shop: &Shop, order: &Value, body: Value) -> (u16, Value) {
+    let id = order["id"].as_str().unwrap();
+    let r = app
+        .call(Method::PATCH, &format!("/api/v1/orders/{id}"), &shop.owner, Some(body))
+        .await;
+    (r.status, r.json())
+}
