@@ -84,6 +84,10 @@ pub struct AppliedPromotion {
     pub coupon_code: Option<String>,
     pub items_discount_minor: i64,
     pub shipping_discount_minor: i64,
+    /// The promotion's terms as they were when it applied: an edit of the order
+    /// reprices by these, whatever the shop has done to the promotion since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Box<Promotion>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -176,6 +180,7 @@ pub fn apply(
             coupon_code: p.coupon_code.clone(),
             items_discount_minor: items_off,
             shipping_discount_minor: shipping_off,
+            terms: Some(Box::new(p.clone())),
         });
         if !p.stackable {
             break;

@@ -11,6 +11,7 @@ mod file;
 mod provider;
 mod sms;
 mod smtp;
+mod tls;
 mod worker;
 
 pub use file::FileProvider;

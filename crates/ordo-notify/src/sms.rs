@@ -1,7 +1,8 @@
 //! Text messages through an HTTP SMS gateway: `POST {url}` with
 //! `Authorization: Bearer {api_key}` and the JSON body
 //! `{"to": "...", "text": "...", "sender": "..."}`; any 2xx is a delivery.
-//! Plain `http://` only (put a TLS-terminating proxy in front for a public gateway).
+//! `https://` (rustls, the public web roots plus any CA the operator adds) or
+//! plain `http://` for a gateway on the same host or network.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use ordo_core::notify::Message;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::provider::{Provider, ProviderError, ProviderReceipt, clip};
 
@@ -22,38 +24,45 @@ pub struct HttpSmsProvider {
     url: Uri,
     api_key: String,
     sender: String,
+    /// `Some` for an `https://` gateway.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl HttpSmsProvider {
     pub fn new(url: &str, api_key: &str, sender: &str) -> Result<HttpSmsProvider, ProviderError> {
+        HttpSmsProvider::with_trusted_ca(url, api_key, sender, None)
+    }
+
+    /// Like [`HttpSmsProvider::new`], trusting the CA certificates in
+    /// `trusted_pem` (PEM) besides the public roots for an `https://` gateway.
+    pub fn with_trusted_ca(
+        url: &str,
+        api_key: &str,
+        sender: &str,
+        trusted_pem: Option<&[u8]>,
+    ) -> Result<HttpSmsProvider, ProviderError> {
         let url: Uri = url
             .parse()
             .map_err(|e| ProviderError::Rejected(format!("SMS gateway URL `{url}`: {e}")))?;
-        if url.scheme_str() != Some("http") || url.host().is_none() {
-            return Err(ProviderError::Rejected(format!(
-                "SMS gateway URL `{url}`: expected http://host[:port]/path"
-            )));
-        }
+        let tls = match (url.scheme_str(), url.host()) {
+            (Some("https"), Some(_)) => Some(crate::tls::connector(trusted_pem)?),
+            (Some("http"), Some(_)) => None,
+            _ => return Err(bad_url(&url)),
+        };
         Ok(HttpSmsProvider {
             url,
             api_key: api_key.to_string(),
             sender: sender.to_string(),
+            tls,
         })
     }
 
     async fn post(&self, body: String) -> Result<(StatusCode, Bytes), ProviderError> {
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| ProviderError::Unavailable(format!("{what}: {e}"));
         let host = self.url.host().unwrap_or_default();
-        let port = self.url.port_u16().unwrap_or(80);
+        let port = self.url.port_u16().unwrap_or(if self.tls.is_some() { 443 } else { 80 });
         let stream = tokio::net::TcpStream::connect((host, port))
             .await
             .map_err(|e| unavailable("connect", &e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable("handshake", &e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let authority = self.url.authority().map(|a| a.as_str()).unwrap_or(host);
         let path = self.url.path_and_query().map_or("/", |p| p.as_str());
         let request = Request::post(path)
@@ -62,19 +71,51 @@ impl HttpSmsProvider {
             .header(AUTHORIZATION, format!("Bearer {}", self.api_key))
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ProviderError::Rejected(format!("request: {e}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| unavailable("request", &e))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unavailable("response", &e))?
-            .to_bytes();
-        Ok((status, bytes))
+        match &self.tls {
+            None => exchange(stream, request).await,
+            Some(tls) => {
+                let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
+                    .map_err(|e| ProviderError::Rejected(format!("SMS gateway host: {e}")))?;
+                let stream = tls.connect(name, stream).await.map_err(|e| unavailable("TLS", &e))?;
+                exchange(stream, request).await
+            }
+        }
     }
+}
+
+fn bad_url(url: &Uri) -> ProviderError {
+    ProviderError::Rejected(format!(
+        "SMS gateway URL `{url}`: expected https://host[:port]/path or http://…"
+    ))
+}
+
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> ProviderError {
+    ProviderError::Unavailable(format!("{what}: {e}"))
+}
+
+/// One HTTP/1.1 request on a fresh connection, plain or TLS.
+async fn exchange<S>(stream: S, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ProviderError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| unavailable("handshake", &e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unavailable("request", &e))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unavailable("response", &e))?
+        .to_bytes();
+    Ok((status, bytes))
 }
 
 #[async_trait]

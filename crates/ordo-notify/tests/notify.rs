@@ -3,11 +3,10 @@
 //! and a file, failures retried on the backoff schedule by moving a manual clock.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use ordo_core::auth::{Actor, Principal};
 use ordo_core::batch::LineRequest;
 use ordo_core::catalog::ProductKind;
@@ -20,8 +19,11 @@ use ordo_engine::{Clock, Engine, EngineConfig, ManualClock, NewOrder, NewProduct
 use ordo_notify::{CodeSource, FileProvider, HttpSmsProvider, Notifier, Providers, SmtpProvider};
 use ordo_store::{DynStore, NotificationFilter, NotificationRecord};
 use ordo_store_sqlite::{Durability, SqliteStore};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+
+mod sink;
+
+use sink::{Mail, SmtpSink};
 
 const SECRET: &str = "test-gateway-secret-0123456789";
 const PRICE: i64 = 12850;
@@ -166,139 +168,6 @@ fn email_only(provider: impl ordo_notify::Provider) -> Providers {
         email: Some(Arc::new(provider)),
         sms: None,
     }
-}
-
-// ---------------------------------------------------------------------------
-// A local SMTP sink: just enough SMTP to take messages and keep them.
-
-#[derive(Debug, Clone)]
-struct Mail {
-    rcpt: Vec<String>,
-    data: String,
-}
-
-impl Mail {
-    fn header(&self, name: &str) -> String {
-        // Headers end at the first blank line; continuation lines start with space.
-        let head = self.data.split("\r\n\r\n").next().unwrap_or_default();
-        let mut value = None::<String>;
-        for line in head.split("\r\n") {
-            match &mut value {
-                Some(v) if line.starts_with([' ', '\t']) => v.push_str(line),
-                Some(_) => break,
-                None => {
-                    if let Some(rest) = line.strip_prefix(&format!("{name}: ")) {
-                        value = Some(rest.to_string());
-                    }
-                }
-            }
-        }
-        value.unwrap_or_default()
-    }
-
-    /// The subject with RFC 2047 encoded words (`=?utf-8?b?…?=`) decoded.
-    fn subject(&self) -> String {
-        let raw = self.header("Subject");
-        // Whitespace between two encoded words is dropped; any other is kept.
-        let mut bytes = Vec::new();
-        let mut previous_encoded = None;
-        for word in raw.split_whitespace() {
-            let encoded = word.to_ascii_lowercase().starts_with("=?utf-8?b?") && word.ends_with("?=");
-            if previous_encoded.is_some() && !(encoded && previous_encoded == Some(true)) {
-                bytes.push(b' ');
-            }
-            if encoded {
-                bytes.extend(b64(&word[10..word.len() - 2]));
-            } else {
-                bytes.extend(word.as_bytes());
-            }
-            previous_encoded = Some(encoded);
-        }
-        String::from_utf8(bytes).expect("UTF-8 subject")
-    }
-
-    fn body(&self) -> String {
-        assert_eq!(self.header("Content-Transfer-Encoding"), "base64");
-        let body = self.data.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-        String::from_utf8(b64(&body.replace("\r\n", ""))).expect("UTF-8 body")
-    }
-}
-
-fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(s).expect("base64")
-}
-
-struct SmtpSink {
-    port: u16,
-    mails: Arc<Mutex<Vec<Mail>>>,
-}
-
-impl SmtpSink {
-    async fn start() -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mails = Arc::new(Mutex::new(Vec::new()));
-        let kept = mails.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, kept.clone()));
-            }
-        });
-        SmtpSink { port, mails }
-    }
-
-    fn mails(&self) -> Vec<Mail> {
-        self.mails.lock().unwrap().clone()
-    }
-}
-
-async fn session(stream: tokio::net::TcpStream, mails: Arc<Mutex<Vec<Mail>>>) {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    reply(&mut write, "220 sink ESMTP").await;
-    let mut rcpt = Vec::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let verb = line.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-        match verb.as_str() {
-            "EHLO" | "HELO" => reply(&mut write, "250 sink").await,
-            "MAIL" => {
-                rcpt.clear();
-                reply(&mut write, "250 OK").await
-            }
-            "RCPT" => {
-                let addr = line.split_once(':').map(|(_, a)| a.trim()).unwrap_or_default();
-                rcpt.push(addr.trim_matches(['<', '>']).to_string());
-                reply(&mut write, "250 OK").await
-            }
-            "DATA" => {
-                reply(&mut write, "354 go ahead").await;
-                let mut data = Vec::new();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    if l == "." {
-                        break;
-                    }
-                    data.push(l.strip_prefix('.').map(String::from).unwrap_or(l));
-                }
-                // Kept before the 250, so a sent message is always here once the
-                // provider returns.
-                mails.lock().unwrap().push(Mail {
-                    rcpt: std::mem::take(&mut rcpt),
-                    data: data.join("\r\n"),
-                });
-                reply(&mut write, "250 queued as 1").await
-            }
-            "RSET" | "NOOP" => reply(&mut write, "250 OK").await,
-            "QUIT" => {
-                reply(&mut write, "221 bye").await;
-                return;
-            }
-            _ => reply(&mut write, "502 not implemented").await,
-        }
-    }
-}
-
-async fn reply(w: &mut tokio::net::tcp::OwnedWriteHalf, text: &str) {
-    let _ = w.write_all(format!("{text}\r\n").as_bytes()).await;
 }
 
 // ---------------------------------------------------------------------------

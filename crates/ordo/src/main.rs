@@ -70,13 +70,16 @@ enum Cmd {
 /// Buyer notifications (see README, "Notifications").
 #[derive(clap::Args)]
 struct NotifyArgs {
-    /// Send e-mails through this SMTP server, `HOST:PORT` (plain SMTP, no TLS).
-    #[arg(long, env = "ORDO_NOTIFY_SMTP", value_name = "HOST:PORT")]
+    /// Send e-mails through this SMTP server: `smtps://USER:PASSWORD@HOST[:465]`,
+    /// `smtp://USER:PASSWORD@HOST[:587]?tls=required` (STARTTLS), or `HOST:PORT` (plain SMTP,
+    /// no login: a local relay). Prefer the environment variable: it holds the password.
+    #[arg(long, env = "ORDO_NOTIFY_SMTP", value_name = "URL", hide_env_values = true)]
     notify_smtp: Option<String>,
     /// The From address of e-mails, e.g. `Shop <shop@example.com>`.
     #[arg(long, env = "ORDO_NOTIFY_SMTP_FROM", value_name = "ADDR")]
     notify_smtp_from: Option<String>,
-    /// Send text messages through this HTTP SMS gateway; its key comes from ORDO_NOTIFY_SMS_KEY.
+    /// Send text messages through this SMS gateway (https:// or http://); its key comes from
+    /// ORDO_NOTIFY_SMS_KEY.
     #[arg(long, env = "ORDO_NOTIFY_SMS_URL", value_name = "URL")]
     notify_sms_url: Option<String>,
     /// Sender name of text messages.
@@ -86,6 +89,10 @@ struct NotifyArgs {
     /// `serve --demo` defaults to ./ordo-notifications.jsonl.
     #[arg(long, env = "ORDO_NOTIFY_FILE", value_name = "PATH")]
     notify_file: Option<std::path::PathBuf>,
+    /// A PEM file of CA certificates to trust besides the public roots, for an SMTP server or
+    /// SMS gateway whose certificate a private CA signed.
+    #[arg(long, env = "ORDO_NOTIFY_CA", value_name = "PEM")]
+    notify_ca: Option<std::path::PathBuf>,
 }
 
 impl NotifyArgs {
@@ -97,6 +104,7 @@ impl NotifyArgs {
             sms_key: std::env::var("ORDO_NOTIFY_SMS_KEY").ok(),
             sms_sender: self.notify_sms_sender,
             file: self.notify_file,
+            trusted_ca: self.notify_ca,
         }
     }
 }

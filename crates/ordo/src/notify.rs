@@ -16,11 +16,12 @@ pub const DEMO_FILE: &str = "ordo-notifications.jsonl";
 /// The `--notify-*` options of `ordo serve`.
 #[derive(Debug, Clone, Default)]
 pub struct NotifyOptions {
-    /// `HOST:PORT` of an SMTP server (plain SMTP, no TLS).
+    /// The SMTP server: `smtps://user:password@host`, `smtp://…?tls=required`, or
+    /// `HOST:PORT` for plain SMTP to a local relay.
     pub smtp: Option<String>,
     /// The From mailbox of e-mails, e.g. `Shop <shop@example.com>`.
     pub smtp_from: Option<String>,
-    /// `http://…` endpoint of the SMS gateway.
+    /// `https://…` (or `http://…`) endpoint of the SMS gateway.
     pub sms_url: Option<String>,
     /// Bearer key of the SMS gateway (`ORDO_NOTIFY_SMS_KEY`).
     pub sms_key: Option<String>,
@@ -29,6 +30,9 @@ pub struct NotifyOptions {
     /// Append every message to this file as a JSON line (both channels, unless
     /// SMTP or the SMS gateway is given for one).
     pub file: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted besides the public roots, for an
+    /// SMTP server or SMS gateway with a private CA.
+    pub trusted_ca: Option<PathBuf>,
 }
 
 impl NotifyOptions {
@@ -41,17 +45,18 @@ impl NotifyOptions {
             .clone()
             .or_else(|| demo.then(|| PathBuf::from(DEMO_FILE)))
             .map(|path| Arc::new(FileProvider::new(path)) as Arc<dyn ordo_notify::Provider>);
+        let trusted = match &self.trusted_ca {
+            Some(path) => Some(std::fs::read(path).map_err(|e| format!("--notify-ca {}: {e}", path.display()))?),
+            None => None,
+        };
         let email = match &self.smtp {
-            Some(addr) => {
-                let (host, port) = addr
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-                    .ok_or_else(|| format!("--notify-smtp must be HOST:PORT, got `{addr}`"))?;
+            Some(server) => {
                 let from = self
                     .smtp_from
                     .as_deref()
                     .ok_or("--notify-smtp needs --notify-smtp-from ADDRESS")?;
-                Some(Arc::new(SmtpProvider::new(host, port, from)?) as Arc<dyn ordo_notify::Provider>)
+                let smtp = SmtpProvider::connect(server, from, trusted.as_deref())?;
+                Some(Arc::new(smtp) as Arc<dyn ordo_notify::Provider>)
             }
             None => file.clone(),
         };
@@ -62,7 +67,8 @@ impl NotifyOptions {
                     .as_deref()
                     .filter(|k| !k.is_empty())
                     .ok_or("--notify-sms-url needs the gateway key in ORDO_NOTIFY_SMS_KEY")?;
-                Some(Arc::new(HttpSmsProvider::new(url, key, &self.sms_sender)?) as Arc<dyn ordo_notify::Provider>)
+                let sms = HttpSmsProvider::with_trusted_ca(url, key, &self.sms_sender, trusted.as_deref())?;
+                Some(Arc::new(sms) as Arc<dyn ordo_notify::Provider>)
             }
             None => file,
         };
@@ -113,6 +119,7 @@ mod tests {
             sms_key: Some("k".into()),
             sms_sender: "Ordo".into(),
             file: None,
+            trusted_ca: None,
         };
         let p = opts.providers(true).unwrap();
         assert_eq!((p.email.unwrap().name(), p.sms.unwrap().name()), ("smtp", "http-sms"));
@@ -127,10 +134,21 @@ mod tests {
             ..opts.clone()
         };
         assert!(no_key.providers(false).is_err());
-        let bad = NotifyOptions {
-            smtp: Some("localhost".into()),
+        let https = NotifyOptions {
+            smtp: Some("smtps://shop%40example.com:secret@smtp.example.com".into()),
+            sms_url: Some("https://sms.example.com/send".into()),
+            ..opts.clone()
+        };
+        assert!(https.providers(false).is_ok());
+        let login_in_clear = NotifyOptions {
+            smtp: Some("smtp://shop:secret@relay.internal".into()),
+            ..opts.clone()
+        };
+        assert!(login_in_clear.providers(false).is_err());
+        let missing_ca = NotifyOptions {
+            trusted_ca: Some("no-such-ca.pem".into()),
             ..opts
         };
-        assert!(bad.providers(false).is_err());
+        assert!(missing_ca.providers(false).is_err());
     }
 }

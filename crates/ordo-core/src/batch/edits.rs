@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::orders::{QuoteAt, held_stock_of, move_stock, quote, release_all, store_order};
+use super::orders::{QuoteAt, give_back_counts, held_stock_of, move_stock, quote, release_all, store_order};
 use super::payments::{new_pending_payment, refund_captured};
 use super::{Context, EditOrder, Outcome, PlaceOrder, WorkingSet};
 use crate::CommandError;
@@ -18,6 +18,7 @@ use crate::inventory::StockKey;
 use crate::limits::{Counted, CounterKey, names};
 use crate::order::{Order, OrderLine, OrderStatus, Revision};
 use crate::payment::{PaymentEvent, PaymentStatus};
+use crate::promotion::Promotion;
 
 fn editable(order: &Order) -> Result<(), CommandError> {
     let open = matches!(
@@ -73,6 +74,8 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
         }
         Some(lines) => {
             let held = held_stock_of(&order, |_| true);
+            let settings = ws.shops.get(&order.shop).ok_or(CommandError::ShopNotFound)?;
+            let terms = promotions_as_placed(&order, &settings.promotions);
             let c = PlaceOrder {
                 by: e.by.clone(),
                 channel: order.channel.clone(),
@@ -83,7 +86,14 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
                 shipping_minor: order.pricing.shipping_minor,
                 note: order.note.clone(),
                 payment_method: order.payment_method.clone(),
-                coupon_codes: order.promotions.iter().filter_map(|p| p.coupon_code.clone()).collect(),
+                // A coupon whose promotion is gone altogether (an order from before
+                // terms were kept) is not the buyer's fault: the edit goes on without it.
+                coupon_codes: order
+                    .promotions
+                    .iter()
+                    .filter_map(|p| p.coupon_code.clone())
+                    .filter(|code| terms.iter().any(|t| t.coupon_code.as_ref() == Some(code)))
+                    .collect(),
                 idempotency: None,
                 channel_terms: None,
             };
@@ -96,6 +106,7 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
             let at = QuoteAt {
                 now,
                 promotions: order.created_at,
+                promotion_terms: Some(&terms),
                 held: &held,
                 count_limits: false,
                 placed_prices: &placed_prices,
@@ -105,6 +116,16 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
     };
     let recount = match &requote {
         Some(q) => purchases_after_edit(ws, &order, &q.lines, now)?,
+        None => Vec::new(),
+    };
+    // Coupons the new lines no longer qualify for give their uses back.
+    let dropped_coupons: Vec<String> = match &requote {
+        Some(q) => order
+            .promotions
+            .iter()
+            .filter_map(|p| p.coupon_code.clone())
+            .filter(|code| !q.applied.iter().any(|a| a.coupon_code.as_ref() == Some(code)))
+            .collect(),
         None => Vec::new(),
     };
     let owed = requote
@@ -138,6 +159,10 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
                     .add(r.key.name, r.units, r.window_secs, now);
                 order.counted.push(counted);
             }
+        }
+        for code in &dropped_coupons {
+            let uses = [names::coupon(code), names::coupon_buyer(code, &order.buyer.id)];
+            give_back_counts(ws, &mut order, |c| uses.contains(&c.counter));
         }
         order.parcels = super::shipping::plan_parcels(&q.lines);
         order.lines = q.lines;
@@ -185,7 +210,7 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
         json!({
             "version": order.version, "reason": e.reason, "lines_changed": e.lines.is_some(),
             "address_changed": e.shipping_address.is_some(), "total_before": total_before,
-            "total_after": total_after, "settlement": settled,
+            "total_after": total_after, "settlement": settled, "coupons_released": dropped_coupons,
         }),
         &e.by.actor,
         now,
@@ -195,6 +220,15 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
         order: Box::new(order),
         replayed: false,
     })
+}
+
+/// The promotions an edit prices by: those the order was priced with, on the
+/// terms they had then, and the shop's other promotions (an order may qualify for
+/// one of those once its lines change; they apply as of the order's placement).
+fn promotions_as_placed(order: &Order, current: &[Promotion]) -> Vec<Promotion> {
+    let placed = || order.promotions.iter().filter_map(|a| a.terms.as_deref());
+    let others = current.iter().filter(|p| !placed().any(|t| t.id == p.id));
+    placed().chain(others).cloned().collect()
 }
 
 /// A purchase-limit counter an edit changes: the order gives back what it counted

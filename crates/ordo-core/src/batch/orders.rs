@@ -13,7 +13,7 @@ use crate::catalog::{ProductKind, ShopSettings};
 use crate::channel::{CASH_ON_DELIVERY, ChannelPayment, ChannelTerms};
 use crate::event::{NewEvent, kinds};
 use crate::inventory::{LedgerEntry, Movement, StockKey, StockLevel};
-use crate::limits::{self, CounterKey, HistoryFacts, Need, Rule};
+use crate::limits::{self, Counted, CounterKey, HistoryFacts, Need, Rule};
 use crate::money::{AMOUNT_MINOR_MAX, Money, MoneyError};
 use crate::order::{CancelReason, Order, OrderEvent, OrderLine, OrderStatus, Pricing};
 use crate::payment::PaymentNotice;
@@ -78,6 +78,9 @@ pub(super) struct QuoteAt<'a> {
     pub now: Timestamp,
     /// Promotions apply as of this time (an edit keeps the order's own).
     pub promotions: Timestamp,
+    /// The promotions to price with; `None` = the shop's current list (a
+    /// placement). An edit passes the terms the order was priced with.
+    pub promotion_terms: Option<&'a [promotion::Promotion]>,
     /// Stock the order holds already and may take again (an edit's old lines).
     pub held: &'a BTreeMap<StockKey, i64>,
     /// Whether limits are checked and counted (placement) or not (an edit).
@@ -182,7 +185,10 @@ pub(super) fn quote(ws: &WorkingSet, c: &PlaceOrder, at: &QuoteAt<'_>) -> Result
     }
     let (priced, tax_minor) = match terms {
         Some(t) => (channel_priced(t, &lines, items, c.shipping_minor)?, t.tax_minor),
-        None => (catalogue_priced(c, settings, &mut lines, at.promotions)?, 0),
+        None => {
+            let promotions = at.promotion_terms.unwrap_or(&settings.promotions);
+            (catalogue_priced(c, promotions, &mut lines, at.promotions)?, 0)
+        }
     };
     let discount = Money::new(priced.items_discount_minor + priced.shipping_discount_minor, currency)?;
     let total = items
@@ -244,6 +250,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
     let at = QuoteAt {
         now: ctx.now,
         promotions: ctx.now,
+        promotion_terms: None,
         held: &no_stock_held,
         count_limits: true,
         placed_prices: &no_prices,
@@ -353,7 +360,7 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
 /// each line's share of the discount.
 fn catalogue_priced(
     c: &PlaceOrder,
-    settings: &ShopSettings,
+    promotions: &[promotion::Promotion],
     lines: &mut [OrderLine],
     now: Timestamp,
 ) -> Result<promotion::Priced, CommandError> {
@@ -365,13 +372,7 @@ fn catalogue_priced(
             unit_price_minor: l.unit_price_minor,
         })
         .collect();
-    let priced = promotion::apply(
-        &priced_lines,
-        c.shipping_minor,
-        &settings.promotions,
-        &c.coupon_codes,
-        now,
-    )?;
+    let priced = promotion::apply(&priced_lines, c.shipping_minor, promotions, &c.coupon_codes, now)?;
     for (line, discount) in lines.iter_mut().zip(&priced.line_discounts_minor) {
         line.discount_minor = *discount;
     }
@@ -485,15 +486,18 @@ fn check_limits(
     Ok((counts, history))
 }
 
-/// Gives back what a cancelled order counted towards limits.
-fn give_back_counts(ws: &mut WorkingSet, order: &mut Order) {
-    for counted in std::mem::take(&mut order.counted) {
+/// Gives back what an order counted towards limits: all of it when it is
+/// cancelled, or the counts `which` picks (an edit that loses a coupon).
+pub(super) fn give_back_counts(ws: &mut WorkingSet, order: &mut Order, which: impl Fn(&Counted) -> bool) {
+    let (back, kept): (Vec<Counted>, Vec<Counted>) = std::mem::take(&mut order.counted).into_iter().partition(which);
+    order.counted = kept;
+    for counted in back {
         let key = CounterKey {
             shop: order.shop,
             name: counted.counter.clone(),
         };
         // Only a loaded counter can be changed; the load request names every
-        // counter of an order that may be cancelled.
+        // counter of an order that may be cancelled or edited.
         if ws.counters.contains_key(&key) {
             ws.counter_mut(key).give_back(&counted);
         }
@@ -737,7 +741,7 @@ pub(super) fn cancel(
     let now = ctx.now;
     order.apply(OrderEvent::Cancel(reason), now)?;
     release_all(ws, order, actor, now);
-    give_back_counts(ws, order);
+    give_back_counts(ws, order, |_| true);
     if let Some(payments) = ws.payments.get_mut(&order.id) {
         let mut expired = Vec::new();
         for p in payments.iter_mut().filter(|p| p.status == PaymentStatus::Pending) {

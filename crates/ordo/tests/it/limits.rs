@@ -161,3 +161,63 @@ async fn an_edit_counts_against_purchase_limits_as_a_placement_does() {
     let (status, body) = place(&app, &shop, "u1", json!([{ "sku": "B", "quantity": 3 }]), None).await;
     assert_eq!(status, 201, "{body:?}");
 }
+
+#[tokio::test]
+async fn an_edit_prices_by_the_promotions_as_placed_and_gives_back_a_coupon_it_loses() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let promotions = |tenth_bp: u32| {
+        json!({ "promotions": [
+            { "id": "tenth", "kind": { "type": "percentage", "percent_bp": tenth_bp }, "stackable": true },
+            { "id": "big", "coupon_code": "BIG", "usage_limit": 1, "stackable": true, "priority": 1,
+              "kind": { "type": "threshold", "spend_minor": 5000, "off_minor": 1000 } },
+        ] })
+    };
+    assert_eq!(app.put_settings(&shop, promotions(1000)).await.status, 200);
+    let a = |n: i64| json!([{ "sku": "A", "quantity": n }]);
+    // 3 × 19.99 = 59.97: 10.00 off for spending 50, then a tenth of 49.97.
+    let (status, order) = place(&app, &shop, "u1", a(3), Some("BIG")).await;
+    assert_eq!(
+        (status, order["pricing"]["discount_minor"].as_i64()),
+        (201, Some(1499)),
+        "{order:?}"
+    );
+
+    // The shop now gives half off; the placed order keeps the tenth it was sold with.
+    assert_eq!(app.put_settings(&shop, promotions(5000)).await.status, 200);
+    let (status, edited) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": order["version"], "lines": a(4) }),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited:?}");
+    assert_eq!(
+        edited["pricing"]["discount_minor"],
+        1000 + 699,
+        "79.96: 10.00, then a tenth of 69.96"
+    );
+    let (status, body) = place(&app, &shop, "u2", a(3), Some("BIG")).await;
+    assert_eq!((status, problem_type(&body)), (422, "coupon-used-up"), "{body:?}");
+
+    // Down to 39.98 the coupon no longer applies: the order loses it and gives its use back.
+    let (status, edited) = edit(
+        &app,
+        &shop,
+        &order,
+        json!({ "version": edited["version"], "lines": a(2) }),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited:?}");
+    assert_eq!(edited["pricing"]["discount_minor"], 399, "{edited:?}");
+    let applied: Vec<&str> = edited["pricing"]["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["tenth"]);
+    let (status, body) = place(&app, &shop, "u2", a(3), Some("BIG")).await;
+    assert_eq!(status, 201, "the coupon's use came back: {body:?}");
+}
