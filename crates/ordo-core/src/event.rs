@@ -48,6 +48,8 @@ pub mod kinds {
     pub const ORDER_APPROVED: &str = "order.approved";
     pub const ORDER_SHIPPED: &str = "order.shipped";
     pub const ORDER_EDITED: &str = "order.edited";
+    /// The SKU's pre-sale date moved (or the pre-sale ended): payload `{"sku", "ships_at", "before"}`.
+    pub const ORDER_PRESALE_RESCHEDULED: &str = "order.presale_rescheduled";
     /// One parcel of an order that ships in several; `order.shipped` follows the last.
     pub const ORDER_PARCEL_SHIPPED: &str = "order.parcel_shipped";
     pub const ORDER_DELIVERED: &str = "order.delivered";

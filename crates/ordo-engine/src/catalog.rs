@@ -1,12 +1,14 @@
 //! Products, warehouses and stock.
 
 use ordo_core::auth::{Action, Principal};
-use ordo_core::batch::{AdjustStock, Command, Outcome, StockChange};
+use ordo_core::batch::{AdjustStock, Command, Outcome, ReschedulePresale, StockChange};
 use ordo_core::catalog::{Product, ProductKind, Warehouse};
 use ordo_core::event::kinds;
 use ordo_core::inventory::{LedgerEntry, STOCK_UNITS_MAX, StockLevel};
 use ordo_core::money::AMOUNT_MINOR_MAX;
+use ordo_core::order::{Order, OrderStatus};
 use ordo_core::{ProductId, ShopId, WarehouseId};
+use ordo_store::OrderFilter;
 use serde_json::json;
 
 use crate::audit_event;
@@ -141,6 +143,7 @@ impl Engine {
         p.price_minor = patch.price_minor.unwrap_or(p.price_minor);
         p.weight_g = patch.weight_g.unwrap_or(p.weight_g);
         p.on_sale = patch.on_sale.unwrap_or(p.on_sale);
+        let presale_before = p.presale_ships_at;
         p.presale_ships_at = patch.presale_ships_at.unwrap_or(p.presale_ships_at);
         check_price(p.price_minor, p.weight_g)?;
         let event = audit_event(
@@ -152,7 +155,51 @@ impl Engine {
             self.now(),
         );
         self.inner.store.update_product(&p, event).await?;
+        if p.presale_ships_at != presale_before {
+            self.reschedule_presale(who, shop, &p).await?;
+        }
         Ok(p)
+    }
+
+    /// Moves the open orders sold under a pre-sale of `product` to its new date:
+    /// finds them page by page, then has the writer move each group against the
+    /// catalogue's date as it stands then.
+    async fn reschedule_presale(&self, who: &Principal, shop: ShopId, product: &Product) -> EngineResult<()> {
+        const PAGE: u32 = 500;
+        let mut ids = Vec::new();
+        for status in [
+            OrderStatus::PendingPayment,
+            OrderStatus::PaymentException,
+            OrderStatus::Paid,
+            OrderStatus::OnHold,
+            OrderStatus::Fulfilling,
+        ] {
+            let mut cursor = None;
+            loop {
+                let filter = OrderFilter {
+                    status: Some(status),
+                    cursor,
+                    limit: PAGE,
+                    ..OrderFilter::default()
+                };
+                let page = self.inner.store.list_orders(shop, &filter).await?;
+                let presale = |o: &&Order| o.lines.iter().any(|l| l.sku_id == product.id && l.ships_at.is_some());
+                ids.extend(page.iter().filter(presale).map(|o| o.id));
+                match page.last() {
+                    Some(last) if page.len() == PAGE as usize => cursor = Some(last.id),
+                    _ => break,
+                }
+            }
+        }
+        for chunk in ids.chunks(256) {
+            let cmd = Command::ReschedulePresale(ReschedulePresale {
+                by: crate::orders::by(who, shop),
+                sku: product.sku.clone(),
+                orders: chunk.to_vec(),
+            });
+            self.submit(cmd).await?;
+        }
+        Ok(())
     }
 
     pub async fn get_product(&self, who: &Principal, shop: Option<ShopId>, id: ProductId) -> EngineResult<Product> {

@@ -124,6 +124,17 @@ pub struct AdjustStock {
     pub note: Option<String>,
 }
 
+/// Moves the pre-sale lines of `sku` on `orders` to the SKU's date as it now
+/// stands in the catalogue (read in the same transaction, so a late command
+/// never writes an old date). Orders that shipped those lines, or were never
+/// pre-sale for it, are left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReschedulePresale {
+    pub by: By,
+    pub sku: String,
+    pub orders: Vec<OrderId>,
+}
+
 /// A person's or integration's move of an order along the state machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -181,6 +192,8 @@ pub enum Command {
         order: OrderId,
     },
     AdjustStock(AdjustStock),
+    /// A SKU's pre-sale date changed: the open orders named follow it.
+    ReschedulePresale(ReschedulePresale),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

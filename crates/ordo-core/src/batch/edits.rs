@@ -21,14 +21,7 @@ use crate::payment::{PaymentEvent, PaymentStatus};
 use crate::promotion::Promotion;
 
 fn editable(order: &Order) -> Result<(), CommandError> {
-    let open = matches!(
-        order.status,
-        OrderStatus::PendingPayment
-            | OrderStatus::PaymentException
-            | OrderStatus::Paid
-            | OrderStatus::OnHold
-            | OrderStatus::Fulfilling
-    );
+    let open = super::shipping::awaits_shipping(order);
     let started = order.parcels.iter().any(|p| p.shipment.is_some())
         || order
             .lines

@@ -65,5 +65,6 @@ pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Resul
         Command::ExpireUnpaid { shop, order } => orders::expire_unpaid(ws, *shop, *order, ctx),
         Command::RemindUnpaid { shop, order } => orders::remind_unpaid(ws, *shop, *order, ctx),
         Command::AdjustStock(a) => stock::adjust(ws, a, ctx),
+        Command::ReschedulePresale(r) => shipping::reschedule_presale(ws, r, ctx),
     }
 }

@@ -175,3 +175,88 @@ pub(super) fn ship(
     );
     Ok(())
 }
+
+/// Open orders, which an edit or a pre-sale date change may still change.
+pub(super) fn awaits_shipping(order: &Order) -> bool {
+    matches!(
+        order.status,
+        OrderStatus::PendingPayment
+            | OrderStatus::PaymentException
+            | OrderStatus::Paid
+            | OrderStatus::OnHold
+            | OrderStatus::Fulfilling
+    )
+}
+
+/// A SKU's pre-sale date moved (or the pre-sale ended): each named order's
+/// unshipped pre-sale lines of it now ship from the catalogue's date, and its
+/// waiting parcels are planned again. Returns the orders that changed.
+pub(super) fn reschedule_presale(
+    ws: &mut WorkingSet,
+    r: &super::ReschedulePresale,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let now = ctx.now;
+    let product = ws
+        .products
+        .get(&(r.by.shop, r.sku.clone()))
+        .ok_or_else(|| CommandError::UnknownSku { sku: r.sku.clone() })?;
+    let (sku, ships_at) = (product.id, product.presale_ships_at.filter(|t| *t > now));
+    let mut changed = Vec::new();
+    for &id in &r.orders {
+        let Ok(order) = super::orders::scoped(ws, r.by.shop, id) else {
+            continue;
+        };
+        if !awaits_shipping(order) {
+            continue;
+        }
+        let mut order = order.clone();
+        let mut before = None;
+        for i in 0..order.lines.len() {
+            let shipped = order.line_shipped(i);
+            let line = &mut order.lines[i];
+            if line.sku_id == sku && line.ships_at.is_some() && !shipped && line.ships_at != ships_at {
+                before = before.or(line.ships_at);
+                line.ships_at = ships_at;
+            }
+        }
+        let Some(before) = before else { continue };
+        order.parcels = replan_waiting(&order);
+        order.touch(now);
+        emit_order(
+            ws,
+            &order,
+            kinds::ORDER_PRESALE_RESCHEDULED,
+            json!({ "sku": r.sku, "ships_at": ships_at, "before": before }),
+            &r.by.actor,
+            now,
+        );
+        super::orders::store_order(ws, order.clone());
+        changed.push(order);
+    }
+    Ok(Outcome::Orders(changed))
+}
+
+/// Parcels after a line's date changed: shipped parcels stay as they are (their
+/// numbers too); the lines still waiting are grouped by date again.
+fn replan_waiting(order: &Order) -> Vec<Parcel> {
+    if order.parcels.iter().all(|p| p.shipment.is_none()) {
+        return plan_parcels(&order.lines);
+    }
+    let mut parcels: Vec<Parcel> = order.parcels.iter().filter(|p| p.shipment.is_some()).cloned().collect();
+    let mut waiting: BTreeMap<Option<Timestamp>, Vec<u32>> = BTreeMap::new();
+    for p in order.parcels.iter().filter(|p| p.shipment.is_none()) {
+        for &i in &p.lines {
+            waiting.entry(order.lines[i as usize].ships_at).or_default().push(i);
+        }
+    }
+    parcels.extend(waiting.into_iter().map(|(ships_at, mut lines)| {
+        lines.sort_unstable();
+        Parcel {
+            lines,
+            ships_at,
+            shipment: None,
+        }
+    }));
+    parcels
+}

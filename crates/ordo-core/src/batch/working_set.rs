@@ -255,6 +255,12 @@ impl LoadRequest {
                 self.orders.insert(*order);
                 &None
             }
+            Command::ReschedulePresale(r) => {
+                self.shops.insert(r.by.shop);
+                self.skus.insert((r.by.shop, r.sku.clone()));
+                self.orders.extend(r.orders.iter().copied());
+                &None
+            }
             Command::AdjustStock(a) => {
                 self.shops.insert(a.by.shop);
                 self.skus.insert((a.by.shop, a.sku.clone()));

@@ -7,7 +7,8 @@ use crate::support::{Shop, TestApp, edit, problem_type, spawn_app};
 
 const DAY: i64 = 86_400;
 
-async fn presale_sku(app: &TestApp, shop: &Shop, sku: &str, ships_in_secs: i64) {
+/// A pre-sale SKU with 20 units; returns its product id.
+async fn presale_sku(app: &TestApp, shop: &Shop, sku: &str, ships_in_secs: i64) -> String {
     let ships_at = ordo_api::dto::time(ordo_core::Timestamp(app.clock_secs() * 1000 + ships_in_secs * 1000));
     let r = app
         .call(
@@ -19,6 +20,7 @@ async fn presale_sku(app: &TestApp, shop: &Shop, sku: &str, ships_in_secs: i64) 
         .await;
     assert_eq!(r.status, 201, "{:?}", r.json());
     assert_eq!(r.json()["presale_ships_at"], json!(ships_at));
+    let id = r.json()["id"].as_str().unwrap().to_string();
     let r = app
         .call(
             Method::POST,
@@ -28,6 +30,7 @@ async fn presale_sku(app: &TestApp, shop: &Shop, sku: &str, ships_in_secs: i64) 
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
+    id
 }
 
 async fn ship(app: &TestApp, shop: &Shop, id: &str, parcel: Option<usize>) -> (u16, Value) {
@@ -113,6 +116,85 @@ async fn a_presale_line_never_shares_a_parcel_with_goods_in_stock() {
         .await
         .json();
     assert_eq!(later["parcels"], json!([]));
+}
+
+#[tokio::test]
+async fn a_presale_date_that_moves_reaches_the_orders_sold_under_it() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    let tea = presale_sku(&app, &shop, "TEA-NEW", 2 * DAY).await;
+    let mixed = app
+        .place(
+            &shop.owner,
+            json!([{ "sku": "A", "quantity": 1 }, { "sku": "TEA-NEW", "quantity": 1 }]),
+        )
+        .await
+        .json();
+    let only_tea = app
+        .place(&shop.owner, json!([{ "sku": "TEA-NEW", "quantity": 1 }]))
+        .await
+        .json();
+    let in_stock = app
+        .place(&shop.owner, json!([{ "sku": "A", "quantity": 1 }]))
+        .await
+        .json();
+    for order in [&mixed, &only_tea, &in_stock] {
+        assert_eq!(app.pay(&shop, order).await.status, 200);
+    }
+    let (status, _) = ship(&app, &shop, mixed["id"].as_str().unwrap(), Some(0)).await;
+    assert_eq!(status, 200, "the goods in stock left");
+    let in_stock_paid = fetch(&app, &shop, &in_stock, "").await;
+
+    // The supplier is late: the pre-sale now ships in five days.
+    let later = ordo_api::dto::time(ordo_core::Timestamp((app.clock_secs() + 5 * DAY) * 1000));
+    let product = format!("/api/v1/products/{tea}");
+    let patch = |ships_at: Value| {
+        app.call(
+            Method::PATCH,
+            &product,
+            &shop.owner,
+            Some(json!({ "presale_ships_at": ships_at })),
+        )
+    };
+    assert_eq!(patch(json!(later)).await.status, 200);
+    let mixed_now = fetch(&app, &shop, &mixed, "").await;
+    assert_eq!(mixed_now["lines"][1]["ships_at"], json!(later));
+    assert_eq!(mixed_now["parcels"][1]["ships_at"], json!(later));
+    assert_eq!(
+        mixed_now["parcels"][0]["shipment"]["tracking_number"], "SF0",
+        "the shipped parcel stays"
+    );
+    assert_eq!(
+        fetch(&app, &shop, &only_tea, "").await["lines"][0]["ships_at"],
+        json!(later)
+    );
+    assert_eq!(
+        fetch(&app, &shop, &in_stock, "").await["version"],
+        in_stock_paid["version"],
+        "untouched"
+    );
+    let mut moved: Vec<String> = app
+        .events_of(&shop.owner, "order.presale_rescheduled")
+        .await
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap().to_string())
+        .collect();
+    moved.sort();
+    let mut expected = [mixed["id"].as_str().unwrap(), only_tea["id"].as_str().unwrap()];
+    expected.sort();
+    assert_eq!(moved, expected, "one event for each order that moved");
+
+    // Past the old date, not yet the new one: still waiting.
+    app.clock.advance_secs(3 * DAY);
+    let (status, body) = ship(&app, &shop, only_tea["id"].as_str().unwrap(), None).await;
+    assert_eq!((status, problem_type(&body)), (422, "presale-not-ready"), "{body:?}");
+
+    // The goods arrive early: the pre-sale ends and every order ships at once.
+    assert_eq!(patch(Value::Null).await.status, 200);
+    let (status, body) = ship(&app, &shop, only_tea["id"].as_str().unwrap(), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("shipped")), "{body:?}");
+    let (status, body) = ship(&app, &shop, mixed["id"].as_str().unwrap(), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("shipped")), "{body:?}");
 }
 
 async fn fetch(app: &TestApp, shop: &Shop, order: &Value, what: &str) -> Value {
