@@ -14,9 +14,6 @@ use hyper_util::rt::TokioIo;
 use ordo_core::notify::Message;
 use ordo_notify::{HttpSmsProvider, Provider, ProviderError, SmtpProvider};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 mod sink;
 
@@ -86,13 +83,7 @@ async fn nothing_is_sent_to_an_untrusted_certificate_a_plain_server_or_with_a_wr
 
 /// An https SMS gateway: keeps each request's body and answers 200.
 async fn https_gateway() -> (u16, String, Arc<Mutex<Vec<String>>>) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let (acceptor, ca_pem) = sink::tls_acceptor();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -122,7 +113,7 @@ async fn https_gateway() -> (u16, String, Arc<Mutex<Vec<String>>>) {
             });
         }
     });
-    (port, cert.cert.pem(), bodies)
+    (port, ca_pem, bodies)
 }
 
 #[tokio::test]

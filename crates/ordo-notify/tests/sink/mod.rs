@@ -107,16 +107,10 @@ impl SmtpSink {
 
     /// A sink for `localhost` / 127.0.0.1 with a fresh certificate.
     pub async fn start_with(tls: SinkTls, login: Option<(&str, &str)>) -> SmtpSink {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("certificate");
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-        let server = ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .expect("server TLS config");
+        let (acceptor, ca_pem) = tls_acceptor();
         let config = Config {
             tls,
-            acceptor: (tls != SinkTls::Plain).then(|| TlsAcceptor::from(Arc::new(server))),
+            acceptor: (tls != SinkTls::Plain).then_some(acceptor),
             login: login.map(|(u, p)| (u.to_string(), p.to_string())),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -128,16 +122,25 @@ impl SmtpSink {
                 tokio::spawn(serve(stream, config.clone(), kept.clone()));
             }
         });
-        SmtpSink {
-            port,
-            ca_pem: cert.cert.pem(),
-            mails,
-        }
+        SmtpSink { port, ca_pem, mails }
     }
 
     pub fn mails(&self) -> Vec<Mail> {
         self.mails.lock().unwrap().clone()
     }
+}
+
+/// A TLS server side for `localhost` / 127.0.0.1 with a fresh self-signed
+/// certificate, and that certificate (PEM) for the client to trust.
+pub fn tls_acceptor() -> (TlsAcceptor, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let server = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server TLS config");
+    (TlsAcceptor::from(Arc::new(server)), cert.cert.pem())
 }
 
 async fn serve(stream: TcpStream, config: Config, mails: Arc<Mutex<Vec<Mail>>>) {
