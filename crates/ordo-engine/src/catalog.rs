@@ -143,7 +143,7 @@ impl Engine {
         p.price_minor = patch.price_minor.unwrap_or(p.price_minor);
         p.weight_g = patch.weight_g.unwrap_or(p.weight_g);
         p.on_sale = patch.on_sale.unwrap_or(p.on_sale);
-        let presale_before = p.presale_ships_at;
+        let presale_given = patch.presale_ships_at.is_some();
         p.presale_ships_at = patch.presale_ships_at.unwrap_or(p.presale_ships_at);
         check_price(p.price_minor, p.weight_g)?;
         let event = audit_event(
@@ -155,7 +155,9 @@ impl Engine {
             self.now(),
         );
         self.inner.store.update_product(&p, event).await?;
-        if p.presale_ships_at != presale_before {
+        // Whenever the date is given, even unchanged: saving it again moves any
+        // order an earlier move missed (a move only changes lines not yet on the date).
+        if presale_given {
             self.reschedule_presale(who, shop, &p).await?;
         }
         Ok(p)
