@@ -220,7 +220,11 @@ pub(super) fn edit(ws: &mut WorkingSet, e: &EditOrder, ctx: &mut Context<'_>) ->
 /// one of those once its lines change; they apply as of the order's placement).
 fn promotions_as_placed(order: &Order, current: &[Promotion]) -> Vec<Promotion> {
     let placed = || order.promotions.iter().filter_map(|a| a.terms.as_deref());
-    let others = current.iter().filter(|p| !placed().any(|t| t.id == p.id));
+    // A coupon the order used stays on its placed terms, even if the shop has
+    // since put the same code on a promotion of another name.
+    let others = current
+        .iter()
+        .filter(|p| !placed().any(|t| t.id == p.id || (t.coupon_code.is_some() && t.coupon_code == p.coupon_code)));
     placed().chain(others).cloned().collect()
 }
 
