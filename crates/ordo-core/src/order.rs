@@ -42,6 +42,19 @@ impl OrderStatus {
         OrderStatus::Cancelled,
     ];
 
+    /// Open and not yet shipped: an edit or a pre-sale date change may still change the order.
+    pub const BEFORE_SHIPMENT: [OrderStatus; 5] = [
+        OrderStatus::PendingPayment,
+        OrderStatus::PaymentException,
+        OrderStatus::Paid,
+        OrderStatus::OnHold,
+        OrderStatus::Fulfilling,
+    ];
+
+    pub fn before_shipment(self) -> bool {
+        Self::BEFORE_SHIPMENT.contains(&self)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::PendingPayment => "pending_payment",

@@ -8,7 +8,6 @@ use ordo_core::inventory::{LedgerEntry, STOCK_UNITS_MAX, StockLevel};
 use ordo_core::money::AMOUNT_MINOR_MAX;
 use ordo_core::order::{Order, OrderStatus};
 use ordo_core::{ProductId, ShopId, WarehouseId};
-use ordo_store::OrderFilter;
 use serde_json::json;
 
 use crate::audit_event;
@@ -167,31 +166,11 @@ impl Engine {
     /// finds them page by page, then has the writer move each group against the
     /// catalogue's date as it stands then.
     async fn reschedule_presale(&self, who: &Principal, shop: ShopId, product: &Product) -> EngineResult<()> {
-        const PAGE: u32 = 500;
         let mut ids = Vec::new();
-        for status in [
-            OrderStatus::PendingPayment,
-            OrderStatus::PaymentException,
-            OrderStatus::Paid,
-            OrderStatus::OnHold,
-            OrderStatus::Fulfilling,
-        ] {
-            let mut cursor = None;
-            loop {
-                let filter = OrderFilter {
-                    status: Some(status),
-                    cursor,
-                    limit: PAGE,
-                    ..OrderFilter::default()
-                };
-                let page = self.inner.store.list_orders(shop, &filter).await?;
-                let presale = |o: &&Order| o.lines.iter().any(|l| l.sku_id == product.id && l.ships_at.is_some());
-                ids.extend(page.iter().filter(presale).map(|o| o.id));
-                match page.last() {
-                    Some(last) if page.len() == PAGE as usize => cursor = Some(last.id),
-                    _ => break,
-                }
-            }
+        let sold_under_presale = |o: &Order| o.lines.iter().any(|l| l.sku_id == product.id && l.ships_at.is_some());
+        for status in OrderStatus::BEFORE_SHIPMENT {
+            let orders = self.scan_orders(shop, status, usize::MAX, sold_under_presale).await?;
+            ids.extend(orders.iter().map(|o| o.id));
         }
         for chunk in ids.chunks(256) {
             let cmd = Command::ReschedulePresale(ReschedulePresale {

@@ -218,29 +218,47 @@ impl Engine {
         }
     }
 
+    /// The shop's orders in `status` that `keep` picks, read page by page as the
+    /// store lists them, until the pages end or `max` are held.
+    pub(crate) async fn scan_orders(
+        &self,
+        shop: ShopId,
+        status: ordo_core::order::OrderStatus,
+        max: usize,
+        keep: impl Fn(&Order) -> bool,
+    ) -> EngineResult<Vec<Order>> {
+        const PAGE: u32 = 500;
+        let mut kept = Vec::new();
+        let mut cursor = None;
+        while kept.len() < max {
+            let filter = OrderFilter {
+                status: Some(status),
+                cursor,
+                limit: PAGE,
+                ..OrderFilter::default()
+            };
+            let page = self.inner.store.list_orders(shop, &filter).await?;
+            cursor = page.last().map(|o| o.id);
+            let full = page.len() == PAGE as usize;
+            kept.extend(page.into_iter().filter(|o| keep(o)));
+            if !full {
+                break;
+            }
+        }
+        Ok(kept)
+    }
+
     /// The shop's fulfilling orders that should ship together (same buyer and
     /// address within the merge window), each group oldest first.
     pub async fn merge_groups(&self, who: &Principal, shop: Option<ShopId>) -> EngineResult<Vec<Vec<Order>>> {
         let shop = self.scope(who, shop, Action::ReadOrders)?;
         let window = self.inner.store.get_shop(shop).await?.settings.merge_window_secs;
-        let mut waiting = Vec::new();
-        let mut cursor = None;
         // Bounded: a warehouse works through at most this many open orders at a time.
-        while waiting.len() < MERGE_SCAN_MAX {
-            let filter = OrderFilter {
-                status: Some(ordo_core::order::OrderStatus::Fulfilling),
-                cursor,
-                limit: 500,
-                ..OrderFilter::default()
-            };
-            let page = self.inner.store.list_orders(shop, &filter).await?;
-            cursor = page.last().map(|o| o.id);
-            let full = page.len() == 500;
-            waiting.extend(page);
-            if !full {
-                break;
-            }
-        }
+        let waiting = self
+            .scan_orders(shop, ordo_core::order::OrderStatus::Fulfilling, MERGE_SCAN_MAX, |_| {
+                true
+            })
+            .await?;
         let groups = ordo_core::consolidation::merge_groups(&waiting, window);
         let by_id: std::collections::HashMap<OrderId, &Order> = waiting.iter().map(|o| (o.id, o)).collect();
         Ok(groups

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 mod sink;
 
-use sink::{SinkTls, SmtpSink};
+use sink::{Mail, SinkTls, SmtpSink};
 
 const FROM: &str = "Ordo Shop <shop@example.com>";
 const TO: &str = "meimei@example.com";
@@ -33,13 +33,21 @@ fn message() -> Message {
     }
 }
 
+/// Sends one message through a sink protected by `tls`, trusting its certificate;
+/// `url` names the sink from its port. Returns what the sink received.
+async fn send_through(tls: SinkTls, url: impl Fn(u16) -> String) -> Vec<Mail> {
+    let sink = SmtpSink::start_with(tls, Some((USER, PASSWORD))).await;
+    let smtp = SmtpProvider::connect(&url(sink.port), FROM, Some(sink.ca_pem.as_bytes())).unwrap();
+    smtp.send(TO, &message()).await.expect("sent");
+    sink.mails()
+}
+
 #[tokio::test]
 async fn mail_goes_out_after_starttls_with_a_login() {
-    let sink = SmtpSink::start_with(SinkTls::StartTls, Some((USER, PASSWORD))).await;
-    let url = format!("smtp://{LOGIN}@localhost:{}?tls=required", sink.port);
-    let smtp = SmtpProvider::connect(&url, FROM, Some(sink.ca_pem.as_bytes())).unwrap();
-    smtp.send(TO, &message()).await.expect("sent");
-    let mails = sink.mails();
+    let mails = send_through(SinkTls::StartTls, |port| {
+        format!("smtp://{LOGIN}@localhost:{port}?tls=required")
+    })
+    .await;
     assert_eq!(mails.len(), 1);
     assert_eq!((mails[0].encrypted, mails[0].user.as_deref()), (true, Some(USER)));
     assert_eq!(mails[0].rcpt, [TO]);
@@ -49,11 +57,7 @@ async fn mail_goes_out_after_starttls_with_a_login() {
 
 #[tokio::test]
 async fn mail_goes_out_over_tls_from_the_first_byte() {
-    let sink = SmtpSink::start_with(SinkTls::Wrapped, Some((USER, PASSWORD))).await;
-    let url = format!("smtps://{LOGIN}@127.0.0.1:{}", sink.port);
-    let smtp = SmtpProvider::connect(&url, FROM, Some(sink.ca_pem.as_bytes())).unwrap();
-    smtp.send(TO, &message()).await.expect("sent");
-    let mails = sink.mails();
+    let mails = send_through(SinkTls::Wrapped, |port| format!("smtps://{LOGIN}@127.0.0.1:{port}")).await;
     assert_eq!(mails.len(), 1);
     assert_eq!((mails[0].encrypted, mails[0].user.as_deref()), (true, Some(USER)));
 }

@@ -21,7 +21,7 @@ use crate::payment::{PaymentEvent, PaymentStatus};
 use crate::promotion::Promotion;
 
 fn editable(order: &Order) -> Result<(), CommandError> {
-    let open = super::shipping::awaits_shipping(order);
+    let open = order.status.before_shipment();
     let started = order.parcels.iter().any(|p| p.shipment.is_some())
         || order
             .lines

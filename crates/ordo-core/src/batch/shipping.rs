@@ -15,19 +15,26 @@ use crate::{CommandError, Timestamp};
 /// Parcels for lines that cannot all travel together: goods in stock in one, each
 /// pre-sale date in its own. `None` when the order ships as one parcel.
 pub(super) fn plan_parcels(lines: &[OrderLine]) -> Vec<Parcel> {
+    let physical = (0..lines.len() as u32).filter(|&i| !lines[i as usize].digital);
+    let parcels = parcels_by_date(lines, physical);
+    if parcels.len() < 2 { Vec::new() } else { parcels }
+}
+
+/// One waiting parcel per shipping date (goods in stock first) of the lines at `indexes`.
+fn parcels_by_date(lines: &[OrderLine], indexes: impl Iterator<Item = u32>) -> Vec<Parcel> {
     let mut groups: BTreeMap<Option<Timestamp>, Vec<u32>> = BTreeMap::new();
-    for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.digital) {
-        groups.entry(line.ships_at).or_default().push(i as u32);
-    }
-    if groups.len() < 2 {
-        return Vec::new();
+    for i in indexes {
+        groups.entry(lines[i as usize].ships_at).or_default().push(i);
     }
     groups
         .into_iter()
-        .map(|(ships_at, lines)| Parcel {
-            lines,
-            ships_at,
-            shipment: None,
+        .map(|(ships_at, mut lines)| {
+            lines.sort_unstable();
+            Parcel {
+                lines,
+                ships_at,
+                shipment: None,
+            }
         })
         .collect()
 }
@@ -176,18 +183,6 @@ pub(super) fn ship(
     Ok(())
 }
 
-/// Open orders, which an edit or a pre-sale date change may still change.
-pub(super) fn awaits_shipping(order: &Order) -> bool {
-    matches!(
-        order.status,
-        OrderStatus::PendingPayment
-            | OrderStatus::PaymentException
-            | OrderStatus::Paid
-            | OrderStatus::OnHold
-            | OrderStatus::Fulfilling
-    )
-}
-
 /// A SKU's pre-sale date moved (or the pre-sale ended): each named order's
 /// unshipped pre-sale lines of it now ship from the catalogue's date, and its
 /// waiting parcels are planned again. Returns the orders that changed.
@@ -207,7 +202,7 @@ pub(super) fn reschedule_presale(
         let Ok(order) = super::orders::scoped(ws, r.by.shop, id) else {
             continue;
         };
-        if !awaits_shipping(order) {
+        if !order.status.before_shipment() {
             continue;
         }
         let mut order = order.clone();
@@ -243,20 +238,11 @@ fn replan_waiting(order: &Order) -> Vec<Parcel> {
     if order.parcels.iter().all(|p| p.shipment.is_none()) {
         return plan_parcels(&order.lines);
     }
-    let mut parcels: Vec<Parcel> = order.parcels.iter().filter(|p| p.shipment.is_some()).cloned().collect();
-    let mut waiting: BTreeMap<Option<Timestamp>, Vec<u32>> = BTreeMap::new();
-    for p in order.parcels.iter().filter(|p| p.shipment.is_none()) {
-        for &i in &p.lines {
-            waiting.entry(order.lines[i as usize].ships_at).or_default().push(i);
-        }
-    }
-    parcels.extend(waiting.into_iter().map(|(ships_at, mut lines)| {
-        lines.sort_unstable();
-        Parcel {
-            lines,
-            ships_at,
-            shipment: None,
-        }
-    }));
-    parcels
+    let (shipped, waiting): (Vec<&Parcel>, Vec<&Parcel>) = order.parcels.iter().partition(|p| p.shipment.is_some());
+    let waiting_lines = waiting.iter().flat_map(|p| p.lines.iter().copied());
+    shipped
+        .into_iter()
+        .cloned()
+        .chain(parcels_by_date(&order.lines, waiting_lines))
+        .collect()
 }
