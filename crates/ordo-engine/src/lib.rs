@@ -41,9 +41,9 @@ pub struct EngineConfig {
     /// Most commands one group-commit transaction carries; 1 turns batching off.
     pub batch_max: usize,
     /// Batches in flight at once; 0 (the default) lets the store choose
-    /// ([`ordo_store::Store::batches_in_flight`]): on SQLite one batch commits while
-    /// the last one's fsync runs; on PostgreSQL a second overlaps one batch's commit
-    /// with the next one's work.
+    /// ([`ordo_store::Store::batches_in_flight`]): on SQLite one batch is decided
+    /// while the last one is written and the one before is fsynced; on PostgreSQL a
+    /// second overlaps one batch's commit with the next one's work.
     pub writers: usize,
     /// Commands that may wait for the writer before new ones are refused (back-pressure).
     pub queue_capacity: usize,

@@ -1,5 +1,6 @@
-//! One group-commit transaction: load the working set, let the core decide,
-//! persist the changes and events, commit.
+//! A group-commit batch's two halves: `load` (the working set, from a read
+//! snapshot and the changes of the batch still being written) and `persist` (the
+//! decided changes, in the writer's transaction). `pipeline` runs them on two threads.
 
 use std::collections::BTreeSet;
 
@@ -10,26 +11,14 @@ use ordo_core::limits::Counter;
 use ordo_core::order::Order;
 use ordo_core::payment::Payment;
 use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
-use ordo_store::{Committed, Decide, StoreError};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use ordo_store::StoreError;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::codec::{Key, err, from_json, insert_encoded_events, insert_rows, parse, to_json};
+use crate::overlay::Overlay;
 
-pub fn run(conn: &mut Connection, request: &LoadRequest, decide: Decide) -> Result<Committed, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(err)?;
-    let mut ws = load(&tx, request)?;
-    let decided = decide(&mut ws);
-    let last_event = persist(&tx, &decided.changes)?;
-    tx.commit().map_err(err)?;
-    Ok(Committed {
-        outcomes: decided.outcomes,
-        last_event,
-    })
-}
-
-fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> {
+pub fn load(conn: &Connection, req: &LoadRequest, overlay: Option<&Overlay<'_>>) -> Result<WorkingSet, StoreError> {
     let mut ws = WorkingSet::default();
     let mut order_ids: BTreeSet<OrderId> = req.orders.clone();
 
@@ -39,6 +28,13 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         )
         .map_err(err)?;
     for (scope, key) in &req.idempotency {
+        if let Some(rec) = overlay.and_then(|o| o.idempotency(scope, key)) {
+            if let Ok(id) = rec.resource.parse::<OrderId>() {
+                order_ids.insert(id);
+            }
+            ws.idempotency.insert((scope.clone(), key.clone()), rec.clone());
+            continue;
+        }
         let row = idem
             .query_row(params![scope, key], |r| {
                 Ok((
@@ -69,7 +65,13 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
     let mut ext = conn
         .prepare_cached("SELECT id FROM orders WHERE shop = ?1 AND channel = ?2 AND external_id = ?3")
         .map_err(err)?;
-    for (shop, channel, external) in &req.external_refs {
+    for ext_ref in &req.external_refs {
+        if let Some(id) = overlay.and_then(|o| o.external_ref(ext_ref)) {
+            ws.external_refs.insert(ext_ref.clone(), id);
+            order_ids.insert(id);
+            continue;
+        }
+        let (shop, channel, external) = ext_ref;
         let id: Option<Vec<u8>> = ext
             .query_row(params![shop.key(), channel, external], |r| r.get(0))
             .optional()
@@ -91,16 +93,24 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         .map_err(err)?;
     for id in &order_ids {
         let key = id.key();
-        let doc: Option<String> = get_order.query_row([&key], |r| r.get(0)).optional().map_err(err)?;
-        let Some(doc) = doc else { continue };
-        let order: Order = from_json(&doc)?;
+        let order: Order = match overlay.and_then(|o| o.order(id)) {
+            Some(order) => order.clone(),
+            None => {
+                let doc: Option<String> = get_order.query_row([&key], |r| r.get(0)).optional().map_err(err)?;
+                let Some(doc) = doc else { continue };
+                from_json(&doc)?
+            }
+        };
         shops.insert(order.shop);
         sku_ids.extend(order.lines.iter().map(|l| l.sku_id));
-        let payments = get_payments
+        let mut payments = get_payments
             .query_map([&key], |r| r.get::<_, String>(0))
             .map_err(err)?
             .map(|d| from_json::<Payment>(&d.map_err(err)?))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(o) = overlay {
+            o.payments(id, &mut payments);
+        }
         ws.payments.insert(*id, payments);
         ws.orders.insert(*id, order);
     }
@@ -173,22 +183,34 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
                 level,
             );
         }
+        for level in overlay.map_or(&[][..], |o| o.stock_of(sku)) {
+            let key = StockKey {
+                sku: level.sku,
+                warehouse: level.warehouse,
+            };
+            ws.stock.insert(key, (*level).clone());
+        }
     }
 
     let mut notice = conn
         .prepare_cached("SELECT 1 FROM payment_notices WHERE shop = ?1 AND gateway = ?2 AND transaction_id = ?3")
         .map_err(err)?;
-    for (shop, gateway, txn) in &req.notices {
-        let seen = notice.exists(params![shop.to_string(), gateway, txn]).map_err(err)?;
+    for key in &req.notices {
+        let (shop, gateway, txn) = key;
+        let seen = overlay.is_some_and(|o| o.notice_seen(key))
+            || notice.exists(params![shop.to_string(), gateway, txn]).map_err(err)?;
         if seen {
-            ws.notices.insert((*shop, gateway.clone(), txn.clone()));
+            ws.notices.insert(key.clone());
         }
     }
 
-    for (shop, channel, external) in &req.channel_orders {
-        if let Some(raw) = crate::channels::find_channel_order(conn, *shop, channel, external)? {
-            ws.channel_orders
-                .insert((*shop, channel.clone(), external.clone()), raw);
+    for key in &req.channel_orders {
+        let raw = match overlay.and_then(|o| o.channel_order(key)) {
+            Some(raw) => Some(raw.clone()),
+            None => crate::channels::find_channel_order(conn, key.0, &key.1, &key.2)?,
+        };
+        if let Some(raw) = raw {
+            ws.channel_orders.insert(key.clone(), raw);
         }
     }
 
@@ -199,6 +221,10 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
             .prepare_cached("SELECT value, window_start FROM counters WHERE shop = ?1 AND name = ?2")
             .map_err(err)?;
         for key in counters {
+            if let Some(counter) = overlay.and_then(|o| o.counter(&key)) {
+                ws.counters.insert(key, *counter);
+                continue;
+            }
             let row = get_counter
                 .query_row(params![key.shop.to_string(), key.name], |r| {
                     Ok(Counter {
@@ -214,95 +240,60 @@ fn load(conn: &Connection, req: &LoadRequest) -> Result<WorkingSet, StoreError> 
         }
     }
     if !demand.is_empty() {
-        ws.codes = crate::codes::load_available(conn, &demand)?;
+        let assigned = overlay.map(Overlay::assigned_codes);
+        ws.codes = crate::codes::load_available(conn, &demand, assigned)?;
     }
     Ok(ws)
 }
 
-/// New orders from which a batch's documents are encoded on a second thread, while
-/// this one writes the batch's other rows (a CSV import leaves the other core idle).
-const ENCODE_APART_MIN: usize = 256;
-
-/// The JSON documents of a batch's new rows, in the order of their rows.
-struct Documents {
+/// A batch's JSON documents and compressed channel bodies, in the order of their
+/// rows: encoded by the decider thread, so the writer thread only writes.
+pub struct Documents {
     orders: Vec<String>,
+    updated_orders: Vec<String>,
     payments: Vec<String>,
+    updated_payments: Vec<String>,
+    refunds: Vec<String>,
+    channel_orders: Vec<(String, Value)>,
     events: Vec<String>,
 }
 
+fn all_json<T: serde::Serialize>(rows: &[T]) -> Result<Vec<String>, StoreError> {
+    rows.iter().map(to_json).collect()
+}
+
 impl Documents {
-    fn of(c: &Changes) -> Result<Documents, StoreError> {
+    pub fn of(c: &Changes) -> Result<Documents, StoreError> {
         Ok(Documents {
-            orders: c.new_orders.iter().map(to_json).collect::<Result<_, _>>()?,
-            payments: c.new_payments.iter().map(to_json).collect::<Result<_, _>>()?,
+            orders: all_json(&c.new_orders)?,
+            updated_orders: all_json(&c.updated_orders)?,
+            payments: all_json(&c.new_payments)?,
+            updated_payments: all_json(&c.updated_payments)?,
+            refunds: all_json(&c.refunds)?,
+            channel_orders: c
+                .channel_orders
+                .iter()
+                .map(|r| Ok((to_json(r)?, crate::channels::encode_body(&r.body))))
+                .collect::<Result<_, StoreError>>()?,
             events: c.events.iter().map(|e| to_json(&e.payload)).collect::<Result<_, _>>()?,
         })
     }
 }
 
-/// Writes `c`; returns the last event's seq.
-fn persist(conn: &Connection, c: &Changes) -> Result<Option<i64>, StoreError> {
-    std::thread::scope(|scope| {
-        let apart = (c.new_orders.len() >= ENCODE_APART_MIN).then(|| scope.spawn(|| Documents::of(c)));
-        persist_updates(conn, c)?;
-        let docs = match apart {
-            Some(encoder) => encoder
-                .join()
-                .map_err(|_| StoreError::Backend("document encoder panicked".into()))??,
-            None => Documents::of(c)?,
-        };
-        let orders: Vec<(&Order, String)> = c.new_orders.iter().zip(docs.orders).collect();
-        insert_rows(
-            conn,
-            "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
-            9,
-            "",
-            &orders,
-            |b, (o, doc)| {
-                b.put(o.id.key())?;
-                b.put(o.shop.key())?;
-                b.put(o.status.as_str())?;
-                b.put(&o.channel)?;
-                b.put(&o.external_id)?;
-                b.put(o.created_at.0)?;
-                b.put(o.payment_due_at.map(|t| t.0))?;
-                b.put(doc)?;
-                b.put(o.payment_reminder_at.map(|t| t.0))
-            },
-        )?;
-        let payments: Vec<(&Payment, String)> = c.new_payments.iter().zip(docs.payments).collect();
-        insert_rows(
-            conn,
-            "payments (order_id, id, shop, status, doc)",
-            5,
-            "",
-            &payments,
-            |b, (p, doc)| {
-                b.put(p.order.key())?;
-                b.put(p.id.key())?;
-                b.put(p.shop.key())?;
-                b.put(p.status.as_str())?;
-                b.put(doc)
-            },
-        )?;
-        insert_encoded_events(conn, &c.events, docs.events)
-    })
-}
-
-/// Everything in `c` but new orders, new payments and events.
-fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
+/// Writes `c`, whose documents are `docs`; returns the last event's seq.
+pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option<i64>, StoreError> {
     let mut upd_order = conn
         .prepare_cached(
             "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
         )
         .map_err(err)?;
-    for o in &c.updated_orders {
+    for (o, doc) in c.updated_orders.iter().zip(&docs.updated_orders) {
         upd_order
             .execute(params![
                 o.id.key(),
                 o.status.as_str(),
                 o.payment_due_at.map(|t| t.0),
-                to_json(o)?,
+                doc,
                 o.payment_reminder_at.map(|t| t.0)
             ])
             .map_err(err)?;
@@ -348,9 +339,9 @@ fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
     let mut upd_payment = conn
         .prepare_cached("UPDATE payments SET status = ?3, doc = ?4 WHERE order_id = ?1 AND id = ?2")
         .map_err(err)?;
-    for p in &c.updated_payments {
+    for (p, doc) in c.updated_payments.iter().zip(&docs.updated_payments) {
         upd_payment
-            .execute(params![p.order.key(), p.id.key(), p.status.as_str(), to_json(p)?])
+            .execute(params![p.order.key(), p.id.key(), p.status.as_str(), doc])
             .map_err(err)?;
     }
     let mut ins_refund = conn
@@ -358,7 +349,7 @@ fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
             "INSERT INTO refunds (id, shop, order_id, payment_id, amount_minor, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(err)?;
-    for r in &c.refunds {
+    for (r, doc) in c.refunds.iter().zip(&docs.refunds) {
         ins_refund
             .execute(params![
                 r.id.to_string(),
@@ -366,7 +357,7 @@ fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
                 r.order.to_string(),
                 r.payment.to_string(),
                 r.amount_minor,
-                to_json(r)?
+                doc
             ])
             .map_err(err)?;
     }
@@ -390,6 +381,42 @@ fn persist_updates(conn: &Connection, c: &Changes) -> Result<(), StoreError> {
     for r in &c.idempotency {
         crate::writes::put_idempotency(conn, r)?;
     }
-    crate::channels::upsert_channel_orders(conn, &c.channel_orders)?;
-    crate::codes::assign(conn, &c.assigned_codes)
+    let raws: Vec<_> = c.channel_orders.iter().zip(docs.channel_orders).collect();
+    crate::channels::upsert_channel_orders(conn, &raws)?;
+    crate::codes::assign(conn, &c.assigned_codes)?;
+    let orders: Vec<(&Order, String)> = c.new_orders.iter().zip(docs.orders).collect();
+    insert_rows(
+        conn,
+        "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
+        9,
+        "",
+        &orders,
+        |b, (o, doc)| {
+            b.put(o.id.key())?;
+            b.put(o.shop.key())?;
+            b.put(o.status.as_str())?;
+            b.put(&o.channel)?;
+            b.put(&o.external_id)?;
+            b.put(o.created_at.0)?;
+            b.put(o.payment_due_at.map(|t| t.0))?;
+            b.put(doc)?;
+            b.put(o.payment_reminder_at.map(|t| t.0))
+        },
+    )?;
+    let payments: Vec<(&Payment, String)> = c.new_payments.iter().zip(docs.payments).collect();
+    insert_rows(
+        conn,
+        "payments (order_id, id, shop, status, doc)",
+        5,
+        "",
+        &payments,
+        |b, (p, doc)| {
+            b.put(p.order.key())?;
+            b.put(p.id.key())?;
+            b.put(p.shop.key())?;
+            b.put(p.status.as_str())?;
+            b.put(doc)
+        },
+    )?;
+    insert_encoded_events(conn, &c.events, docs.events)
 }

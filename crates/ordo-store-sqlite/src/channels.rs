@@ -7,7 +7,7 @@ use ordo_store::StoreError;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use crate::codec::{err, from_json, insert_rows, to_json};
+use crate::codec::{err, from_json, insert_rows};
 use crate::writes::with_event;
 
 type R<T> = Result<T, StoreError>;
@@ -182,8 +182,9 @@ pub fn list_channel_orders(
     .collect()
 }
 
-/// Inserts or updates raw channel orders inside a batch's transaction.
-pub fn upsert_channel_orders(conn: &Connection, raws: &[RawChannelOrder]) -> R<()> {
+/// Inserts or updates raw channel orders inside a batch's transaction, each with its
+/// document and its `encode_body`d body.
+pub fn upsert_channel_orders(conn: &Connection, raws: &[(&RawChannelOrder, (String, Value))]) -> R<()> {
     if raws.is_empty() {
         return Ok(());
     }
@@ -194,7 +195,7 @@ pub fn upsert_channel_orders(conn: &Connection, raws: &[RawChannelOrder]) -> R<(
         "ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, \
          order_id = excluded.order_id, doc = excluded.doc, body = excluded.body",
         raws,
-        |b, r| {
+        |b, (r, (doc, body))| {
             b.put(&*r.id.text())?;
             b.put(&*r.shop.text())?;
             b.put(&r.channel)?;
@@ -203,8 +204,8 @@ pub fn upsert_channel_orders(conn: &Connection, raws: &[RawChannelOrder]) -> R<(
             b.put(r.received_at.0)?;
             b.put(r.updated_at.0)?;
             b.put(r.order.map(|o| o.text()).as_deref())?;
-            b.put(to_json(r)?)?;
-            b.put(encode_body(&r.body))
+            b.put(doc)?;
+            b.put(body)
         },
     )
 }

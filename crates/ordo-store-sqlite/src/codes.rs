@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use ordo_core::batch::{HashMap, HashMapExt};
+use ordo_core::batch::{HashMap, HashMapExt, HashSet};
 
 use ordo_core::batch::{AssignedCode, pool_counter};
 use ordo_core::event::NewEvent;
@@ -87,21 +87,33 @@ pub fn codes_available(conn: &Connection, shop: ShopId, sku: ProductId) -> R<i64
 }
 
 /// Up to `demand` unassigned codes per SKU, oldest first (the writer thread is the
-/// only one assigning, so no lock is needed beyond the transaction).
+/// only one assigning, so no lock is needed beyond the transaction), leaving out
+/// `assigned`: codes the batch still being written gave away.
 pub fn load_available(
     conn: &Connection,
     demand: &BTreeMap<CounterKey, (ProductId, i64)>,
+    assigned: Option<&HashSet<CodeId>>,
 ) -> R<HashMap<ProductId, VecDeque<CodeId>>> {
     let mut stmt = conn
         .prepare_cached("SELECT id FROM codes WHERE sku = ?1 AND order_id IS NULL ORDER BY id LIMIT ?2")
         .map_err(err)?;
+    let skipped = assigned.map_or(0, |a| a.len()) as i64;
     let mut pools = HashMap::new();
     for (sku, n) in demand.values() {
-        let ids = stmt
-            .query_map(params![sku.to_string(), n], |r| r.get::<_, String>(0))
+        let mut ids = VecDeque::new();
+        for id in stmt
+            .query_map(params![sku.to_string(), n + skipped], |r| r.get::<_, String>(0))
             .map_err(err)?
-            .map(|id| parse(&id.map_err(err)?))
-            .collect::<R<VecDeque<CodeId>>>()?;
+        {
+            let id: CodeId = parse(&id.map_err(err)?)?;
+            if assigned.is_some_and(|a| a.contains(&id)) {
+                continue;
+            }
+            if ids.len() as i64 == *n {
+                break;
+            }
+            ids.push_back(id);
+        }
         pools.insert(*sku, ids);
     }
     Ok(pools)

@@ -2,13 +2,17 @@
 //!
 //! One dedicated writer thread owns the only write connection (SQLite allows one
 //! writer; a thread avoids lock contention and keeps prepared statements hot).
-//! Reads use a small pool of WAL read connections on tokio's blocking threads.
+//! Writes reach it through the decider thread, which decides each group-commit
+//! batch while the writer writes the one before (`pipeline`). Reads use a small
+//! pool of WAL read connections on tokio's blocking threads.
 
 mod batch;
 mod channels;
 mod codec;
 mod codes;
 mod notifications;
+mod overlay;
+mod pipeline;
 mod reads;
 mod syncer;
 mod wal_ahead;
@@ -43,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_payments_keyed_by_order.sql")),
     (8, include_str!("../migrations/0008_shop_keys.sql")),
     (9, include_str!("../migrations/0009_id_keys.sql")),
+    (10, include_str!("../migrations/0010_batch_epoch.sql")),
 ];
 const READERS: usize = 4;
 
@@ -57,7 +62,8 @@ pub enum Durability {
 }
 
 pub struct SqliteStore {
-    writer: mpsc::SyncSender<Job>,
+    /// To the decider thread, which passes every write on to the writer thread.
+    writes: mpsc::SyncSender<pipeline::Work>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
     /// Tells the checkpointer to finish when the store is dropped.
@@ -80,6 +86,19 @@ impl Drop for SqliteStore {
 type Job = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
 /// Answers a caller; called with the error if the commit could not be made durable.
 pub(crate) type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
+/// The answer that sends `result` to `tx`, or the durability error if there is one.
+pub(crate) fn reply_when_durable<T: Send + 'static>(
+    tx: tokio::sync::oneshot::Sender<StoreResult<T>>,
+    result: StoreResult<T>,
+) -> Answer {
+    Box::new(move |not_durable: Option<StoreError>| {
+        let _ = tx.send(match (result, not_durable) {
+            (Ok(_), Some(e)) => Err(e),
+            (result, _) => result,
+        });
+    })
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and migrates it.
@@ -107,12 +126,16 @@ impl SqliteStore {
             Durability::Normal => None,
         };
         let mut wal_ahead = wal_ahead::WalAhead::install(&mut conn, wal_path(&path))?;
-        let (tx, rx) = mpsc::sync_channel::<Job>(1024);
+        let memory = Arc::new(pipeline::WriterMemory::new());
+        let progress = Arc::new(pipeline::Progress::default());
+        let (to_writer, jobs) = mpsc::sync_channel::<Job>(1024);
+        let writer_progress = progress.clone();
         std::thread::Builder::new()
             .name("ordo-sqlite-writer".into())
             .spawn(move || {
-                while let Ok(job) = rx.recv() {
+                while let Ok(job) = jobs.recv() {
                     let answer = job(&mut conn);
+                    writer_progress.finished_one();
                     wal_ahead.top_up(&conn);
                     match &syncer {
                         Some(syncer) => {
@@ -125,14 +148,31 @@ impl SqliteStore {
                 }
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let busy = Arc::new(AtomicUsize::new(0));
+        let idle = Arc::new(tokio::sync::Notify::new());
+        let decider = pipeline::Decider {
+            reader: open_connection(&path, durability)?,
+            writer: to_writer,
+            progress,
+            memory,
+            idle: pipeline::Idle {
+                busy: busy.clone(),
+                idle: idle.clone(),
+            },
+        };
+        let (writes, work) = mpsc::sync_channel::<pipeline::Work>(1024);
+        std::thread::Builder::new()
+            .name("ordo-sqlite-decider".into())
+            .spawn(move || decider.run(work))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(SqliteStore {
-            writer: tx,
+            writes,
             readers: Arc::new(Mutex::new(readers)),
             path,
             stop,
             durable_seq,
-            busy: Arc::new(AtomicUsize::new(0)),
-            idle: Arc::new(tokio::sync::Notify::new()),
+            busy,
+            idle,
         })
     }
 
@@ -152,15 +192,19 @@ impl SqliteStore {
             if busy.fetch_sub(1, Ordering::AcqRel) == 1 {
                 idle.notify_waiters();
             }
-            Box::new(move |not_durable: Option<StoreError>| {
-                let _ = tx.send(match (result, not_durable) {
-                    (Ok(_), Some(e)) => Err(e),
-                    (result, _) => result,
-                });
-            })
+            reply_when_durable(tx, result)
         });
+        self.submit(pipeline::Work::Write(job), rx).await
+    }
+
+    /// Hands `work` to the decider thread and waits for its answer on `rx`.
+    async fn submit<T>(
+        &self,
+        work: pipeline::Work,
+        rx: tokio::sync::oneshot::Receiver<StoreResult<T>>,
+    ) -> StoreResult<T> {
         self.busy.fetch_add(1, Ordering::AcqRel);
-        if self.writer.send(job).is_err() {
+        if self.writes.send(work).is_err() {
             self.busy.fetch_sub(1, Ordering::AcqRel);
             return Err(StoreError::Unavailable("writer thread stopped".into()));
         }
@@ -273,12 +317,22 @@ impl Store for SqliteStore {
     }
 
     async fn run_batch(&self, request: LoadRequest, decide: Decide) -> StoreResult<Committed> {
-        self.write(move |conn| batch::run(conn, &request, decide)).await
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            pipeline::Work::Batch {
+                request: Box::new(request),
+                decide,
+                reply,
+            },
+            rx,
+        )
+        .await
     }
 
-    /// Two: one batch commits on the writer thread while the last one's fsync runs.
+    /// Three: the decider thread decides one batch while the writer thread writes
+    /// the one before and the syncer flushes the one before that.
     fn batches_in_flight(&self) -> usize {
-        2
+        3
     }
 
     async fn wait_until_idle(&self) {

@@ -100,6 +100,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("a_thousand_orders_commit_in_one_batch", |s| {
         Box::pin(a_thousand_orders_commit_in_one_batch(s))
     }),
+    ("a_batch_sent_during_a_big_one_sees_all_of_it", |s| {
+        Box::pin(a_batch_sent_during_a_big_one_sees_all_of_it(s))
+    }),
     ("concurrent_coupon_uses_stop_at_the_limit", |s| {
         Box::pin(concurrent_coupon_uses_stop_at_the_limit(s))
     }),
@@ -1538,6 +1541,48 @@ async fn a_thousand_orders_commit_in_one_batch(store: Arc<dyn Store>) {
     let placed_events = events.iter().filter(|e| e.kind == kinds::ORDER_PLACED).count();
     assert_eq!(placed_events, ORDERS, "every order logged its event");
     assert_eq!(done.last_event, events.last().map(|e| e.seq));
+}
+
+/// Two batches in flight at once — a big one and, submitted right after it, one
+/// that re-sends the big one's first channel order and asks for one unit more
+/// than is left — are decided as if one ran after the other: the re-sent order is
+/// placed once (the other is a replay of it) and no unit is sold twice. A store
+/// that decides the next batch while still writing the last one (SQLite) must
+/// decide it on the unwritten changes too; one that locks rows (PostgreSQL) may
+/// run them in either order.
+async fn a_batch_sent_during_a_big_one_sees_all_of_it(store: Arc<dyn Store>) {
+    const ORDERS: usize = 1000;
+    let w = World::new(&store, cny(), ORDERS as i64).await;
+    let from_channel = |i: usize| {
+        let mut order = w.place(1);
+        order.channel = "shopify".into();
+        order.external_id = Some(format!("ext-{i}"));
+        Command::PlaceOrder(Box::new(order))
+    };
+    let big = w.run(T0, (0..ORDERS).map(from_channel).collect());
+    let after = w.run(T0.plus_millis(1), vec![from_channel(0), from_channel(ORDERS)]);
+    type Running<'a> = Pin<Box<dyn Future<Output = Committed> + Send + 'a>>;
+    let done = join_all(vec![Box::pin(big) as Running<'_>, Box::pin(after)]).await;
+    let (first, first_replayed) = placed(&done[0].outcomes[0], "the big batch's first order");
+    let (again, again_replayed) = placed(&done[1].outcomes[0], "re-sending the first order");
+    assert_eq!(first.id, again.id, "a re-sent channel order is the same order");
+    assert!(
+        first_replayed != again_replayed,
+        "one of the two placed it, the other replayed it"
+    );
+    let sold_out = done
+        .iter()
+        .flat_map(|d| &d.outcomes)
+        .filter(|o| matches!(o, Err(CommandError::InsufficientStock { .. })))
+        .count();
+    assert_eq!(sold_out, 1, "one order more than the stock asked for");
+    let totals = w.totals().await;
+    assert_eq!(
+        (totals.reserved, totals.ledger_reserved),
+        (ORDERS as i64, ORDERS as i64)
+    );
+    let listed = ok("list_orders", store.list_orders(w.shop, &limit(2000)).await);
+    assert_eq!(listed.len(), ORDERS, "one order per unit, each channel reference once");
 }
 
 fn coupon(code: &str, usage_limit: Option<i64>, per_buyer_limit: Option<i64>) -> Promotion {

@@ -786,15 +786,29 @@ enum Bought {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_oversell_across_two_processes_on_postgres() {
+    let pg = PgDb::create().await;
+    let dir = Scratch::new("postgres");
+    no_oversell_across_two_processes(&pg.url, &dir).await;
+}
+
+/// Two processes on one SQLite file: each decides its batches on a read snapshot
+/// while writing the last one, so this is what shows a decision is never written
+/// over a state the other process changed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_oversell_across_two_processes_on_sqlite() {
+    let dir = Scratch::new("sqlite-shared");
+    let db = format!("sqlite://{}", dir.0.join("ordo.db").display());
+    no_oversell_across_two_processes(&db, &dir).await;
+}
+
+async fn no_oversell_across_two_processes(database: &str, dir: &Scratch) {
     const SKU: &str = "LIMITED";
     const UNITS: i64 = 100;
     const BUYERS: usize = 1_000;
 
-    let pg = PgDb::create().await;
-    let dir = Scratch::new("postgres");
     // One after the other, so each migrates (or finds migrated) a quiet database.
-    let one = Server::start(&pg.url, &dir.0, "one", &[]).await;
-    let two = Server::start(&pg.url, &dir.0, "two", &[]).await;
+    let one = Server::start(database, &dir.0, "one", &[]).await;
+    let two = Server::start(database, &dir.0, "two", &[]).await;
     let shop = setup_shop(one.addr, SKU, UNITS).await;
     assert_eq!(
         stock(two.addr, &shop.owner, SKU).await,
