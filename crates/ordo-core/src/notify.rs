@@ -118,10 +118,12 @@ pub enum Template {
     Delivered,
     Refund,
     CodesDelivered,
+    /// A pre-sale line's ship date moved, or the pre-sale ended and it ships now.
+    PresaleRescheduled,
 }
 
 impl Template {
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 8] = [
         Template::OrderPlaced,
         Template::PaymentReminder,
         Template::Paid,
@@ -129,6 +131,7 @@ impl Template {
         Template::Delivered,
         Template::Refund,
         Template::CodesDelivered,
+        Template::PresaleRescheduled,
     ];
 
     /// The event kind that triggers this template; also its stored name.
@@ -141,6 +144,7 @@ impl Template {
             Template::Delivered => kinds::ORDER_DELIVERED,
             Template::Refund => kinds::REFUND_CREATED,
             Template::CodesDelivered => kinds::ORDER_CODES_DELIVERED,
+            Template::PresaleRescheduled => kinds::ORDER_PRESALE_RESCHEDULED,
         }
     }
 
@@ -155,8 +159,8 @@ impl Template {
 
     /// Whether this message also goes out by SMS. Text messages cost money and
     /// interrupt, so only what the buyer must act on or wait for goes there: the
-    /// payment reminder, payment confirmation, dispatch, refunds and codes. The
-    /// order confirmation and delivery notice are e-mail only.
+    /// payment reminder, payment confirmation, dispatch, refunds, codes and a moved
+    /// ship date. The order confirmation and delivery notice are e-mail only.
     pub fn by_sms(self) -> bool {
         !matches!(self, Template::OrderPlaced | Template::Delivered)
     }
@@ -375,8 +379,57 @@ pub fn render(
                 ),
             }
         }
+        Template::PresaleRescheduled => {
+            let sku = text("sku");
+            let item = order
+                .lines
+                .iter()
+                .find(|l| l.sku == sku)
+                .map_or(sku.clone(), |l| l.name.clone());
+            let date = |key: &str| data.get(key).and_then(|v| v.as_i64()).map(|ms| ship_date(ms, locale));
+            match (zh, date("ships_at"), date("before")) {
+                (true, Some(to), before) => (
+                    format!("订单 {id} 发货时间调整"),
+                    format!(
+                        "您的订单 {id} 中的预售商品「{item}」预计发货日期调整为 {to}{}。给您带来不便，敬请谅解。",
+                        before.map(|b| format!("（原定 {b}）")).unwrap_or_default()
+                    ),
+                ),
+                (true, None, _) => (
+                    format!("订单 {id} 即将发货"),
+                    format!("您的订单 {id} 中的预售商品「{item}」已到货，我们将尽快为您发货。"),
+                ),
+                (false, Some(to), before) => (
+                    format!("New shipping date for order {id}"),
+                    format!(
+                        "The pre-sale item \"{item}\" in your order {id} is now expected to ship on {to}{}. We are sorry for the wait.",
+                        before.map(|b| format!(" (it was {b})")).unwrap_or_default()
+                    ),
+                ),
+                (false, None, _) => (
+                    format!("Order {id} ships soon"),
+                    format!("The pre-sale item \"{item}\" in your order {id} is in stock now and will ship soon."),
+                ),
+            }
+        }
     };
     Message { subject, body }
+}
+
+/// A ship date as buyers read it: zh-CN messages go to buyers in China, so the
+/// day is China Standard Time's (UTC+8, no daylight saving); English ones give
+/// the UTC day and say so.
+fn ship_date(ms: i64, locale: Locale) -> String {
+    let Ok(at) = jiff::Timestamp::from_millisecond(ms) else {
+        return String::new();
+    };
+    match locale {
+        Locale::ZhCn => {
+            let day = at.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date();
+            format!("{}年{}月{}日", day.year(), day.month(), day.day())
+        }
+        Locale::En => format!("{} (UTC)", at.to_zoned(jiff::tz::TimeZone::UTC).date()),
+    }
 }
 
 /// Digits after the decimal point of a currency's minor unit.
@@ -517,6 +570,10 @@ mod tests {
             Template::Shipped => serde_json::json!({"carrier": "SF", "tracking_number": "SF123"}),
             Template::Refund => serde_json::json!({"amount_minor": 5000, "currency": "CNY", "order": "x"}),
             Template::CodesDelivered => serde_json::json!({"codes": 2}),
+            // 2027-03-01T00:00:00+08:00, moved from 2027-02-01T00:00:00+08:00.
+            Template::PresaleRescheduled => {
+                serde_json::json!({"sku": "TEE", "ships_at": 1_803_830_400_000_i64, "before": 1_801_411_200_000_i64})
+            }
             _ => serde_json::json!({}),
         }
     }
@@ -577,6 +634,13 @@ mod tests {
                 "Your codes for order WEB-1001",
                 "BBBB-2222",
             ),
+            (
+                Template::PresaleRescheduled,
+                "订单 WEB-1001 发货时间调整",
+                "「T 恤」预计发货日期调整为 2027年3月1日（原定 2027年2月1日）",
+                "New shipping date for order WEB-1001",
+                "ship on 2027-02-28 (UTC) (it was 2027-01-31 (UTC))",
+            ),
         ];
         assert_eq!(expect.len(), Template::ALL.len());
         for (t, zh_subject, zh_body, en_subject, en_body) in expect {
@@ -597,6 +661,23 @@ mod tests {
             Codes::Unavailable,
         );
         assert!(placed.body.contains("T 恤 × 2"), "{}", placed.body);
+    }
+
+    #[test]
+    fn a_presale_that_ended_ships_soon() {
+        let o = order();
+        let data = serde_json::json!({"sku": "TEE", "ships_at": null, "before": 1_801_411_200_000_i64});
+        let zh = render(
+            Template::PresaleRescheduled,
+            Locale::ZhCn,
+            &o,
+            &data,
+            Codes::Unavailable,
+        );
+        assert_eq!(zh.subject, "订单 WEB-1001 即将发货");
+        assert!(zh.body.contains("「T 恤」已到货"), "{}", zh.body);
+        let en = render(Template::PresaleRescheduled, Locale::En, &o, &data, Codes::Unavailable);
+        assert!(en.body.contains("in stock now and will ship soon"), "{}", en.body);
     }
 
     #[test]

@@ -254,6 +254,12 @@ impl Notifier {
                 "not sent: the order no longer awaits payment".into(),
             )));
         }
+        if template == Template::PresaleRescheduled && !order.status.before_shipment() {
+            // Shipped or cancelled since the date moved: the new date no longer matters.
+            return Ok(Err(ProviderError::Rejected(
+                "not sent: the order has shipped or was cancelled".into(),
+            )));
+        }
         let listed = match (&self.codes, template) {
             (Some(source), Template::CodesDelivered) => match source.delivered_codes(n.shop, n.order).await {
                 Ok(codes) => Some(codes),

@@ -184,6 +184,25 @@ async fn a_presale_date_that_moves_reaches_the_orders_sold_under_it() {
     expected.sort();
     assert_eq!(moved, expected, "one event for each order that moved");
 
+    // Each buyer whose order moved hears the new date, by e-mail and by text.
+    let file = app.dir.join("notifications.jsonl");
+    notify_once(&app, &file).await;
+    let sent = std::fs::read_to_string(&file).unwrap();
+    let about = |order: &Value| {
+        let subject = format!("订单 {} 发货时间调整", order["id"].as_str().unwrap());
+        sent.lines().filter(|l| l.contains(&subject)).collect::<Vec<_>>()
+    };
+    for order in [&mixed, &only_tea] {
+        let messages = about(order);
+        assert_eq!(messages.len(), 2, "e-mail and text: {sent}");
+        assert!(
+            messages[0].contains("「新茶预售 Spring tea pre-sale」预计发货日期调整为"),
+            "{}",
+            messages[0]
+        );
+    }
+    assert!(about(&in_stock).is_empty(), "nothing moved for it");
+
     // Past the old date, not yet the new one: still waiting.
     app.clock.advance_secs(3 * DAY);
     let (status, body) = ship(&app, &shop, only_tea["id"].as_str().unwrap(), None).await;
@@ -195,6 +214,28 @@ async fn a_presale_date_that_moves_reaches_the_orders_sold_under_it() {
     assert_eq!((status, body["status"].as_str()), (200, Some("shipped")), "{body:?}");
     let (status, body) = ship(&app, &shop, mixed["id"].as_str().unwrap(), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("shipped")), "{body:?}");
+
+    // Sent now, "it ships soon" would arrive after "it has shipped": not sent.
+    notify_once(&app, &file).await;
+    let sent = std::fs::read_to_string(&file).unwrap();
+    for order in [&mixed, &only_tea] {
+        let id = order["id"].as_str().unwrap();
+        assert!(sent.contains(&format!("订单 {id} 已发货")), "{sent}");
+        assert!(!sent.contains(&format!("订单 {id} 即将发货")), "{sent}");
+    }
+}
+
+/// Runs the notification worker once, every message to `file` (e-mail and text).
+async fn notify_once(app: &TestApp, file: &std::path::Path) {
+    let provider = std::sync::Arc::new(ordo_notify::FileProvider::new(file));
+    let providers = ordo_notify::Providers {
+        email: Some(provider.clone()),
+        sms: Some(provider),
+    };
+    ordo_notify::Notifier::new(app.engine.store().clone(), app.clock.clone(), providers)
+        .run_once()
+        .await
+        .unwrap();
 }
 
 async fn fetch(app: &TestApp, shop: &Shop, order: &Value, what: &str) -> Value {
