@@ -35,7 +35,8 @@ pub(crate) struct Writer {
 impl Writer {
     /// Takes batches off the shared queue and commits them, until the queue closes.
     /// Several writers may share one queue: each takes the next batch while the
-    /// others are committing theirs (the database's row locks order them).
+    /// others are committing theirs (the store orders them: row locks on
+    /// PostgreSQL, the order batches reach the decider thread on SQLite).
     pub async fn run(self: Arc<Self>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Submission>>>) {
         loop {
             let mut batch: Vec<Submission> = Vec::with_capacity(self.batch_max);

@@ -86,9 +86,10 @@ pub fn codes_available(conn: &Connection, shop: ShopId, sku: ProductId) -> R<i64
         .map_err(err)
 }
 
-/// Up to `demand` unassigned codes per SKU, oldest first (the writer thread is the
-/// only one assigning, so no lock is needed beyond the transaction), leaving out
-/// `assigned`: codes the batch still being written gave away.
+/// Up to `demand` unassigned codes per SKU, oldest first, leaving out `assigned`:
+/// codes the batch still being written gave away. No lock is needed: a batch is
+/// written only if nothing but the batch it overlays committed since its snapshot
+/// (`pipeline`), and `assign` checks each code is still free.
 pub fn load_available(
     conn: &Connection,
     demand: &BTreeMap<CounterKey, (ProductId, i64)>,

@@ -10,6 +10,7 @@ mod batch;
 mod channels;
 mod codec;
 mod codes;
+mod epoch;
 mod notifications;
 mod overlay;
 mod pipeline;
@@ -19,7 +20,7 @@ mod wal_ahead;
 mod writes;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -71,9 +72,8 @@ pub struct SqliteStore {
     /// The last event known to be on disk: readers of the event log stop there, so
     /// nothing is published that a power loss could still take back.
     durable_seq: Arc<AtomicI64>,
-    /// Jobs sent to the writer thread and not yet done with (syncing aside).
-    busy: Arc<AtomicUsize>,
-    idle: Arc<tokio::sync::Notify>,
+    /// Writes handed over and not yet taken on (see `pipeline::Idle`).
+    idle: pipeline::Idle,
 }
 
 impl Drop for SqliteStore {
@@ -129,13 +129,13 @@ impl SqliteStore {
         let memory = Arc::new(pipeline::WriterMemory::new());
         let progress = Arc::new(pipeline::Progress::default());
         let (to_writer, jobs) = mpsc::sync_channel::<Job>(1024);
-        let writer_progress = progress.clone();
+        let stops = pipeline::StopsProgress(progress.clone());
         std::thread::Builder::new()
             .name("ordo-sqlite-writer".into())
             .spawn(move || {
                 while let Ok(job) = jobs.recv() {
                     let answer = job(&mut conn);
-                    writer_progress.finished_one();
+                    stops.0.finished_one();
                     wal_ahead.top_up(&conn);
                     match &syncer {
                         Some(syncer) => {
@@ -148,17 +148,13 @@ impl SqliteStore {
                 }
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let busy = Arc::new(AtomicUsize::new(0));
-        let idle = Arc::new(tokio::sync::Notify::new());
+        let idle = pipeline::Idle::default();
         let decider = pipeline::Decider {
             reader: open_connection(&path, durability)?,
-            writer: to_writer,
+            to_writer,
             progress,
             memory,
-            idle: pipeline::Idle {
-                busy: busy.clone(),
-                idle: idle.clone(),
-            },
+            idle: idle.clone(),
         };
         let (writes, work) = mpsc::sync_channel::<pipeline::Work>(1024);
         std::thread::Builder::new()
@@ -171,7 +167,6 @@ impl SqliteStore {
             path,
             stop,
             durable_seq,
-            busy,
             idle,
         })
     }
@@ -186,12 +181,10 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (busy, idle) = (self.busy.clone(), self.idle.clone());
+        let idle = self.idle.clone();
         let job: Job = Box::new(move |conn| {
             let result = f(conn);
-            if busy.fetch_sub(1, Ordering::AcqRel) == 1 {
-                idle.notify_waiters();
-            }
+            idle.one_done();
             reply_when_durable(tx, result)
         });
         self.submit(pipeline::Work::Write(job), rx).await
@@ -203,9 +196,9 @@ impl SqliteStore {
         work: pipeline::Work,
         rx: tokio::sync::oneshot::Receiver<StoreResult<T>>,
     ) -> StoreResult<T> {
-        self.busy.fetch_add(1, Ordering::AcqRel);
+        self.idle.one_more();
         if self.writes.send(work).is_err() {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
+            self.idle.one_done();
             return Err(StoreError::Unavailable("writer thread stopped".into()));
         }
         rx.await
@@ -336,14 +329,7 @@ impl Store for SqliteStore {
     }
 
     async fn wait_until_idle(&self) {
-        let notified = self.idle.notified();
-        tokio::pin!(notified);
-        // Registered before the check, so a job finishing in between still wakes us.
-        notified.as_mut().enable();
-        if self.busy.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        notified.await;
+        self.idle.wait().await
     }
 
     async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()> {
@@ -517,7 +503,7 @@ impl Store for SqliteStore {
     }
     async fn put_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<bool> {
         let record = record.clone();
-        self.write(move |c| writes::put_idempotency(c, &record)).await
+        self.write(move |c| writes::put_idempotency_alone(c, &record)).await
     }
 
     async fn events_after(&self, shop: Option<ShopId>, after: EventSeq, limit: u32) -> StoreResult<Vec<Event>> {
@@ -609,6 +595,38 @@ mod tests {
         assert_eq!(seqs(last - 2), vec![last - 4, last - 3, last - 2]);
         assert_eq!(seqs(last).len(), 5);
         assert!(seqs(0).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A write that is not a batch moves the epoch in its own transaction, so a
+    /// batch another process decided before it is not written over it.
+    #[test]
+    fn writes_beside_batches_move_the_batch_epoch() {
+        let dir = std::env::temp_dir().join(format!("ordo-sqlite-epoch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = open_connection(&dir.join("ordo.db"), Durability::Normal).unwrap();
+        migrate(&mut conn).unwrap();
+        let before = epoch::Epoch::read(&conn).unwrap();
+        let shop = Shop {
+            id: ShopId(5),
+            name: "epoch".into(),
+            settings: ShopSettings::new(ordo_core::Currency::CNY),
+            created_at: Timestamp(1),
+        };
+        writes::create_shop(&mut conn, &shop, event(1)).unwrap();
+        let record = IdempotencyRecord {
+            scope: "s".into(),
+            key: "k".into(),
+            request_hash: "h".into(),
+            status_code: 201,
+            resource: "r".into(),
+            created_at: Timestamp(1),
+        };
+        assert!(writes::put_idempotency_alone(&mut conn, &record).unwrap());
+        let after = epoch::Epoch::read(&conn).unwrap();
+        assert_eq!(after.n, before.n + 2);
+        assert_eq!(after.writer, epoch::NOT_A_BATCH);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -2,12 +2,13 @@
 //! batch decided after it.
 //!
 //! The decider thread loads batch k+1 from a read snapshot while the writer thread
-//! writes batch k, so the snapshot may not hold k yet. Every row a batch changes is
-//! in its [`Changes`] as its final value (orders, payments, stock levels, counters,
+//! writes batch k, so the snapshot may not hold k yet. Every row a batch changes that
+//! `load` reads is in its [`Changes`] as its final value (orders, payments, stock levels, counters,
 //! raw channel orders: whole rows; idempotency records, payment notices, assigned
 //! codes: inserts), so "snapshot, then k's rows where k has one" is the state after
-//! k whether or not k's commit is in the snapshot yet. If k does not commit, the
-//! writer refuses k+1 (see `pipeline`).
+//! k whether or not k's commit is in the snapshot yet (ledger, refunds and events,
+//! which `load` never reads, are left out). If k does not commit, the writer
+//! refuses k+1 (see `pipeline`).
 
 use ordo_core::batch::{Changes, ExternalRef, HashMap, HashMapExt, HashSet, IdempotencyRecord, NoticeKey};
 use ordo_core::channel::RawChannelOrder;

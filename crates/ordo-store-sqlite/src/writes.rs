@@ -11,7 +11,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use crate::codec::{Key, err, insert_events, insert_rows, to_json};
 
-/// Runs `f` in an immediate transaction and appends `event` before committing.
+/// Runs `f` in an immediate transaction, appends `event` and moves the batch epoch
+/// (a batch decided before this write must not be written after it) before committing.
 pub(crate) fn with_event(
     conn: &mut Connection,
     event: NewEvent,
@@ -22,6 +23,7 @@ pub(crate) fn with_event(
         .map_err(err)?;
     f(&tx)?;
     insert_events(&tx, &[event])?;
+    crate::epoch::note_write(&tx)?;
     tx.commit().map_err(err)
 }
 
@@ -166,6 +168,17 @@ pub fn put_idempotency(conn: &Connection, r: &IdempotencyRecord) -> Result<bool,
         ])
         .map_err(err)?;
     Ok(n == 1)
+}
+
+/// [`put_idempotency`] as a write of its own (outside a batch).
+pub fn put_idempotency_alone(conn: &mut Connection, r: &IdempotencyRecord) -> Result<bool, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let inserted = put_idempotency(&tx, r)?;
+    crate::epoch::note_write(&tx)?;
+    tx.commit().map_err(err)?;
+    Ok(inserted)
 }
 
 pub fn append_events(conn: &mut Connection, events: Vec<NewEvent>) -> Result<(), StoreError> {

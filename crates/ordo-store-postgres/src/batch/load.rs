@@ -32,7 +32,9 @@ pub(super) struct Loaded {
 pub(super) async fn load(tx: &Transaction<'_>, req: &LoadRequest) -> StoreResult<Loaded> {
     let mut ws = WorkingSet::default();
 
-    // (a) What names orders indirectly.
+    // (a) What names orders indirectly; channel references locked first, so a batch
+    // that re-sends another's channel order waits for it and then finds its order.
+    lock_channel_refs(tx, req.external_refs.iter().chain(&req.channel_orders)).await?;
     ws.idempotency = idempotency(tx, &req.idempotency).await?;
     ws.external_refs = external_refs(tx, &req.external_refs).await?;
 
@@ -150,6 +152,46 @@ async fn idempotency(
             Ok(((record.scope.clone(), record.key.clone()), record))
         })
         .collect()
+}
+
+/// The advisory-lock class of channel references (two-key locks do not share a key
+/// space with the one-key locks of the event log and migrations).
+const CHANNEL_REF_LOCKS: i32 = 0x6f72_6466;
+
+/// Takes a transaction-level advisory lock per (shop, channel, external id), in
+/// one sorted order for every batch so two batches never wait on each other in a
+/// circle (and before any row lock). Without it, a batch that looks a reference up
+/// while the batch placing that order is still open finds nothing, and under READ
+/// COMMITTED then sees that batch's stock taken once its row locks free up: a
+/// re-sent order would be refused for stock instead of answered as a replay.
+async fn lock_channel_refs<'a>(tx: &Transaction<'_>, refs: impl Iterator<Item = &'a ExternalRef>) -> StoreResult<()> {
+    let mut keys: Vec<i32> = refs
+        .map(|(shop, channel, external)| {
+            // FNV-1a: stable across processes and versions, unlike std's hasher.
+            let mut h: u32 = 0x811c_9dc5;
+            let text = shop.to_string();
+            for part in [text.as_bytes(), channel.as_bytes(), external.as_bytes()] {
+                for b in part.iter().chain(&[0]) {
+                    h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+                }
+            }
+            h as i32
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    // Volatile functions in the select list run after the rows are produced, in
+    // the array's (sorted) order.
+    query(
+        tx,
+        "SELECT pg_advisory_xact_lock($1, k) FROM UNNEST($2::int4[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+        &[&CHANNEL_REF_LOCKS, &keys],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn external_refs(
