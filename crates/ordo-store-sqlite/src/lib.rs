@@ -576,12 +576,32 @@ mod tests {
         }
     }
 
+    /// An empty directory of this test's own, removed again when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("ordo-sqlite-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn db(&self) -> PathBuf {
+            self.0.join("ordo.db")
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn the_event_log_is_read_only_up_to_the_durable_mark() {
-        let dir = std::env::temp_dir().join(format!("ordo-sqlite-durable-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut conn = open_connection(&dir.join("ordo.db"), Durability::Full).unwrap();
+        let dir = Scratch::new("durable");
+        let mut conn = open_connection(&dir.db(), Durability::Full).unwrap();
         migrate(&mut conn).unwrap();
         let events: Vec<NewEvent> = (1..=5).map(event).collect();
         let last = codec::insert_events(&conn, &events).unwrap().unwrap();
@@ -595,17 +615,14 @@ mod tests {
         assert_eq!(seqs(last - 2), vec![last - 4, last - 3, last - 2]);
         assert_eq!(seqs(last).len(), 5);
         assert!(seqs(0).is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A write that is not a batch moves the epoch in its own transaction, so a
     /// batch another process decided before it is not written over it.
     #[test]
     fn writes_beside_batches_move_the_batch_epoch() {
-        let dir = std::env::temp_dir().join(format!("ordo-sqlite-epoch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut conn = open_connection(&dir.join("ordo.db"), Durability::Normal).unwrap();
+        let dir = Scratch::new("epoch");
+        let mut conn = open_connection(&dir.db(), Durability::Normal).unwrap();
         migrate(&mut conn).unwrap();
         let before = epoch::Epoch::read(&conn).unwrap();
         let shop = Shop {
@@ -627,15 +644,12 @@ mod tests {
         let after = epoch::Epoch::read(&conn).unwrap();
         assert_eq!(after.n, before.n + 2);
         assert_eq!(after.writer, epoch::NOT_A_BATCH);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_database_from_before_id_keys_keeps_every_row() {
-        let dir = std::env::temp_dir().join(format!("ordo-sqlite-shop-keys-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut conn = open_connection(&dir.join("ordo.db"), Durability::Normal).unwrap();
+        let dir = Scratch::new("shop-keys");
+        let mut conn = open_connection(&dir.db(), Durability::Normal).unwrap();
         // The schema as it was before migration 8, with rows naming ids by text.
         conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
             .unwrap();
@@ -700,15 +714,12 @@ mod tests {
             .unwrap();
         assert_eq!(payments, vec![payment.key().to_vec()]);
         assert_eq!(reads::stock_totals(&conn, b).unwrap().ledger_on_hand, 0);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_is_answered_with_its_events_readable_after_the_group_fsync() {
-        let dir = std::env::temp_dir().join(format!("ordo-sqlite-sync-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Arc::new(SqliteStore::open(dir.join("ordo.db"), Durability::Full).unwrap());
+        let dir = Scratch::new("sync");
+        let store = Arc::new(SqliteStore::open(dir.db(), Durability::Full).unwrap());
         // Many writers at once, so the syncer answers groups of commits with one fsync.
         let writes: Vec<_> = (0..50)
             .map(|n| {
@@ -730,8 +741,7 @@ mod tests {
         // Every write was answered, so every event is durable and readable.
         let read = store.events_after(None, 0, 1000).await.unwrap();
         assert_eq!(read.len(), 50);
-        assert!(wal_path(&dir.join("ordo.db")).exists());
+        assert!(wal_path(&dir.db()).exists());
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
