@@ -16,9 +16,10 @@
 //! it commits (`epoch`). The writer checks, inside its write transaction, that since
 //! the decider's snapshot nothing committed but the batch overlaid; otherwise (that
 //! batch failed, or another process sharing the file wrote) it refuses with
-//! `StoreError::Retry` and the engine runs the batch again. After another process's batch has been seen, batches are decided
-//! on the writer thread inside its transaction for a while (`Serial`), as they
-//! were before this pipeline, so two busy processes cannot keep refusing each other.
+//! `StoreError::Retry` and the engine runs the batch again. Once another process's
+//! write has been seen there, batches are decided on the writer thread inside its
+//! write transaction for a second (`WriterMemory::serial`), as they were before
+//! this pipeline, so two busy processes cannot keep refusing each other.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -276,7 +277,10 @@ impl Decider {
             let tx = begin_write(conn)?;
             let now = Epoch::read(&tx)?;
             if !still_valid(seen, after, now, memory.id) {
-                if now.writer != memory.id {
+                // Plain writes of this process cannot fall between a snapshot and
+                // its batch (they wait for the batches before them and stop the
+                // overlay), so a commit since by another writer id is another process's.
+                if now.n != seen.n && now.writer != memory.id {
                     memory.go_serial();
                 }
                 return Err(StoreError::Retry(
