@@ -12,10 +12,10 @@ use ordo_core::order::Order;
 use ordo_core::payment::Payment;
 use ordo_core::{OrderId, ProductId, ShopId, Timestamp};
 use ordo_store::StoreError;
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::codec::{Key, err, from_json, insert_encoded_events, insert_rows, parse, to_json};
+use crate::codec::{Key, Texts, err, from_json, insert_encoded_events, insert_rows, parse, to_json};
 use crate::overlay::Overlay;
 
 pub fn load(conn: &Connection, req: &LoadRequest, overlay: Option<&Overlay<'_>>) -> Result<WorkingSet, StoreError> {
@@ -249,33 +249,29 @@ pub fn load(conn: &Connection, req: &LoadRequest, overlay: Option<&Overlay<'_>>)
 /// A batch's JSON documents and compressed channel bodies, in the order of their
 /// rows: encoded by the decider thread, so the writer thread only writes.
 pub struct Documents {
-    orders: Vec<String>,
-    updated_orders: Vec<String>,
-    payments: Vec<String>,
-    updated_payments: Vec<String>,
-    refunds: Vec<String>,
+    orders: Texts,
+    updated_orders: Texts,
+    payments: Texts,
+    updated_payments: Texts,
+    refunds: Texts,
     channel_orders: Vec<(String, Value)>,
-    events: Vec<String>,
-}
-
-fn all_json<T: serde::Serialize>(rows: &[T]) -> Result<Vec<String>, StoreError> {
-    rows.iter().map(to_json).collect()
+    events: Texts,
 }
 
 impl Documents {
     pub fn of(c: &Changes) -> Result<Documents, StoreError> {
         Ok(Documents {
-            orders: all_json(&c.new_orders)?,
-            updated_orders: all_json(&c.updated_orders)?,
-            payments: all_json(&c.new_payments)?,
-            updated_payments: all_json(&c.updated_payments)?,
-            refunds: all_json(&c.refunds)?,
+            orders: Texts::of(&c.new_orders)?,
+            updated_orders: Texts::of(&c.updated_orders)?,
+            payments: Texts::of(&c.new_payments)?,
+            updated_payments: Texts::of(&c.updated_payments)?,
+            refunds: Texts::of(&c.refunds)?,
             channel_orders: c
                 .channel_orders
                 .iter()
                 .map(|r| Ok((to_json(r)?, crate::channels::encode_body(&r.body))))
                 .collect::<Result<_, StoreError>>()?,
-            events: c.events.iter().map(|e| to_json(&e.payload)).collect::<Result<_, _>>()?,
+            events: Texts::of(c.events.iter().map(|e| &e.payload))?,
         })
     }
 }
@@ -287,13 +283,13 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
         )
         .map_err(err)?;
-    for (o, doc) in c.updated_orders.iter().zip(&docs.updated_orders) {
+    for (i, o) in c.updated_orders.iter().enumerate() {
         upd_order
             .execute(params![
                 o.id.key(),
                 o.status.as_str(),
                 o.payment_due_at.map(|t| t.0),
-                doc,
+                docs.updated_orders.get(i),
                 o.payment_reminder_at.map(|t| t.0)
             ])
             .map_err(err)?;
@@ -339,9 +335,14 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
     let mut upd_payment = conn
         .prepare_cached("UPDATE payments SET status = ?3, doc = ?4 WHERE order_id = ?1 AND id = ?2")
         .map_err(err)?;
-    for (p, doc) in c.updated_payments.iter().zip(&docs.updated_payments) {
+    for (i, p) in c.updated_payments.iter().enumerate() {
         upd_payment
-            .execute(params![p.order.key(), p.id.key(), p.status.as_str(), doc])
+            .execute(params![
+                p.order.key(),
+                p.id.key(),
+                p.status.as_str(),
+                docs.updated_payments.get(i)
+            ])
             .map_err(err)?;
     }
     let mut ins_refund = conn
@@ -349,7 +350,7 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             "INSERT INTO refunds (id, shop, order_id, payment_id, amount_minor, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(err)?;
-    for (r, doc) in c.refunds.iter().zip(&docs.refunds) {
+    for (i, r) in c.refunds.iter().enumerate() {
         ins_refund
             .execute(params![
                 r.id.to_string(),
@@ -357,7 +358,7 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
                 r.order.to_string(),
                 r.payment.to_string(),
                 r.amount_minor,
-                doc
+                docs.refunds.get(i)
             ])
             .map_err(err)?;
     }
@@ -384,7 +385,12 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
     let raws: Vec<_> = c.channel_orders.iter().zip(docs.channel_orders).collect();
     crate::channels::upsert_channel_orders(conn, &raws)?;
     crate::codes::assign(conn, &c.assigned_codes)?;
-    let orders: Vec<(&Order, String)> = c.new_orders.iter().zip(docs.orders).collect();
+    let orders: Vec<(&Order, ToSqlOutput<'_>)> = c
+        .new_orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o, docs.orders.get(i)))
+        .collect();
     insert_rows(
         conn,
         "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
@@ -403,7 +409,12 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             b.put(o.payment_reminder_at.map(|t| t.0))
         },
     )?;
-    let payments: Vec<(&Payment, String)> = c.new_payments.iter().zip(docs.payments).collect();
+    let payments: Vec<(&Payment, ToSqlOutput<'_>)> = c
+        .new_payments
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p, docs.payments.get(i)))
+        .collect();
     insert_rows(
         conn,
         "payments (order_id, id, shop, status, doc)",
@@ -418,5 +429,5 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             b.put(doc)
         },
     )?;
-    insert_encoded_events(conn, &c.events, docs.events)
+    insert_encoded_events(conn, &c.events, &docs.events)
 }
