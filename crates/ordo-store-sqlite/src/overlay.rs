@@ -16,21 +16,22 @@ use ordo_core::inventory::StockLevel;
 use ordo_core::limits::{Counter, CounterKey};
 use ordo_core::order::Order;
 use ordo_core::payment::Payment;
-use ordo_core::{CodeId, OrderId, ProductId};
+use ordo_core::{CodeId, OrderId, ProductId, ShopId};
 
 pub struct Overlay<'c> {
     orders: HashMap<OrderId, &'c Order>,
-    external_refs: HashMap<(&'c ShopKey, &'c str, &'c str), OrderId>,
+    external_refs: HashMap<RefKey<'c>, OrderId>,
     payments: HashMap<OrderId, Vec<&'c Payment>>,
     idempotency: HashMap<(&'c str, &'c str), &'c IdempotencyRecord>,
     stock: HashMap<ProductId, Vec<&'c StockLevel>>,
-    notices: HashSet<(&'c ShopKey, &'c str, &'c str)>,
-    channel_orders: HashMap<(&'c ShopKey, &'c str, &'c str), &'c RawChannelOrder>,
+    notices: HashSet<RefKey<'c>>,
+    channel_orders: HashMap<RefKey<'c>, &'c RawChannelOrder>,
     counters: HashMap<&'c CounterKey, &'c Counter>,
     assigned_codes: HashSet<CodeId>,
 }
 
-type ShopKey = ordo_core::ShopId;
+/// (shop, channel or gateway, external id or transaction id), borrowed from the changes.
+type RefKey<'c> = (&'c ShopId, &'c str, &'c str);
 
 impl<'c> Overlay<'c> {
     pub fn of(c: &'c Changes) -> Overlay<'c> {
