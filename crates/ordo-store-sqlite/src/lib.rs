@@ -8,6 +8,7 @@
 
 mod batch;
 mod channels;
+mod checkpoint;
 mod codec;
 mod codes;
 mod epoch;
@@ -114,7 +115,13 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(codec::err)?;
         let stop = Arc::new(AtomicBool::new(false));
-        spawn_checkpointer(open_connection(&path, durability)?, stop.clone())?;
+        let restart = checkpoint::RestartWanted::default();
+        checkpoint::spawn_background(
+            open_connection(&path, durability)?,
+            wal_path(&path),
+            stop.clone(),
+            restart.clone(),
+        )?;
         let durable_seq = Arc::new(AtomicI64::new(i64::MAX));
         let syncer = match durability {
             // Commits skip their own fsync; the syncer makes them durable in groups.
@@ -145,6 +152,7 @@ impl SqliteStore {
                         }
                         None => answer(None),
                     }
+                    restart.finish_copy(&conn);
                 }
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -244,23 +252,6 @@ fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
-}
-
-/// Checkpoints the WAL every few hundred milliseconds (PASSIVE: never blocks the
-/// writer or readers) until the store is dropped.
-fn spawn_checkpointer(conn: Connection, stop: Arc<AtomicBool>) -> StoreResult<()> {
-    std::thread::Builder::new()
-        .name("ordo-sqlite-checkpoint".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(250));
-                if conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);").is_err() {
-                    return;
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 fn open_connection(path: &Path, durability: Durability) -> StoreResult<Connection> {

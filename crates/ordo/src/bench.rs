@@ -172,7 +172,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             import(&sqlite("f.db"), args.import_rows, args.batch_max).await?,
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("ORDO_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
     Ok(())
 }
