@@ -130,8 +130,8 @@ fn required(value: &str, field: &str) -> Result<(), ChannelError> {
 }
 
 /// Parses a marketplace order body.
-pub fn parse(body: &[u8]) -> Result<ChannelOrder, ChannelError> {
-    let o: Order<'_> = serde_json::from_slice(body)?;
+pub fn parse(body: &str) -> Result<ChannelOrder, ChannelError> {
+    let o: Order<'_> = serde_json::from_str(body)?;
     required(&o.order_id, "order_id")?;
     required(&o.platform, "platform")?;
     let cur = currency(&o.currency)?;
@@ -347,7 +347,7 @@ mod tests {
                     _ => Value::from("0.00"),
                 });
                 o.remove(field);
-                let result = parse(serde_json::to_string(&order).unwrap().as_bytes());
+                let result = parse(&serde_json::to_string(&order).unwrap());
                 if required.contains(&field) {
                     assert_eq!(
                         result.unwrap_err(),
@@ -367,11 +367,11 @@ mod tests {
 
     #[test]
     fn doc_example_and_fixture_parse() {
-        let o = parse(doc_example().as_bytes()).unwrap();
+        let o = parse(&doc_example()).unwrap();
         assert_eq!(o.platform.as_deref(), Some("xianyu"));
         assert_eq!((o.total_minor, o.shipping_minor, o.discount_minor), (54000, 1000, 3000));
         assert_eq!(o.lines[0].sku, None);
         assert_eq!(o.shipping_address.unwrap().country, "CN");
-        parse(FIXTURE.as_bytes()).unwrap();
+        parse(FIXTURE).unwrap();
     }
 }

@@ -145,8 +145,8 @@ struct ShippingLine<'a> {
 const COD_GATEWAYS: [&str; 2] = ["Cash on Delivery (COD)", "cash_on_delivery"];
 
 /// Parses a Shopify order webhook body.
-pub fn parse(body: &[u8]) -> Result<ChannelOrder, ChannelError> {
-    let o: Order<'_> = serde_json::from_slice(body)?;
+pub fn parse(body: &str) -> Result<ChannelOrder, ChannelError> {
+    let o: Order<'_> = serde_json::from_str(body)?;
     let cur = currency(&o.currency)?;
     if o.line_items.is_empty() {
         return Err(ChannelError::NoLines);

@@ -115,8 +115,8 @@ fn id(v: Option<u64>) -> Option<String> {
 }
 
 /// Parses a WooCommerce order webhook body.
-pub fn parse(body: &[u8]) -> Result<ChannelOrder, ChannelError> {
-    let o: Order<'_> = serde_json::from_slice(body)?;
+pub fn parse(body: &str) -> Result<ChannelOrder, ChannelError> {
+    let o: Order<'_> = serde_json::from_str(body)?;
     let cur = currency(&o.currency)?;
     if o.line_items.is_empty() {
         return Err(ChannelError::NoLines);

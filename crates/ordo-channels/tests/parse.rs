@@ -4,10 +4,10 @@ use ordo_channels::{ChannelError, ChannelLine, ChannelOrder, ChannelPayment, mar
 use ordo_core::Currency;
 use ordo_core::order::{Address, Buyer};
 
-const SHOPIFY_PAID: &[u8] = include_bytes!("fixtures/shopify-order-paid.json");
-const SHOPIFY_COD: &[u8] = include_bytes!("fixtures/shopify-order-cod.json");
-const WOO_PROCESSING: &[u8] = include_bytes!("fixtures/woocommerce-order-processing.json");
-const MARKETPLACE: &[u8] = include_bytes!("fixtures/marketplace-order.json");
+const SHOPIFY_PAID: &str = include_str!("fixtures/shopify-order-paid.json");
+const SHOPIFY_COD: &str = include_str!("fixtures/shopify-order-cod.json");
+const WOO_PROCESSING: &str = include_str!("fixtures/woocommerce-order-processing.json");
+const MARKETPLACE: &str = include_str!("fixtures/marketplace-order.json");
 
 fn s(v: &str) -> String {
     v.to_owned()
@@ -303,13 +303,14 @@ type Verify = fn(&[u8], &[u8], Option<&str>) -> Result<(), ChannelError>;
 
 #[test]
 fn signatures_verify_and_refuse_wrong_secret_tampering_and_absence() {
-    let cases: [(&str, Verify, &[u8]); 3] = [
+    let cases: [(&str, Verify, &str); 3] = [
         ("shopify", shopify::verify, SHOPIFY_PAID),
         ("woocommerce", woocommerce::verify, WOO_PROCESSING),
         ("marketplace", marketplace::verify, MARKETPLACE),
     ];
     let secret = b"whsec_3c1f9e0a7b5d4c2e8f6a1b0c9d7e5f3a";
     for (name, verify, body) in cases {
+        let body = body.as_bytes();
         let sig = ordo_channels::sign(secret, body);
         assert_eq!(verify(secret, body, Some(&sig)), Ok(()), "{name}");
 
@@ -341,10 +342,9 @@ fn known_signature_value() {
 }
 
 /// Replaces the first occurrence of `from` in a fixture.
-fn edit(body: &[u8], from: &str, to: &str) -> Vec<u8> {
-    let text = std::str::from_utf8(body).unwrap();
-    assert!(text.contains(from), "fixture lacks {from}");
-    text.replacen(from, to, 1).into_bytes()
+fn edit(body: &str, from: &str, to: &str) -> String {
+    assert!(body.contains(from), "fixture lacks {from}");
+    body.replacen(from, to, 1)
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T, ChannelError>) -> &'static str {
@@ -353,14 +353,14 @@ fn code<T: std::fmt::Debug>(r: Result<T, ChannelError>) -> &'static str {
 
 #[test]
 fn bad_inputs_give_reason_codes() {
-    type Parse = fn(&[u8]) -> Result<ChannelOrder, ChannelError>;
+    type Parse = fn(&str) -> Result<ChannelOrder, ChannelError>;
     let parsers: [(&str, Parse); 3] = [
         ("shopify", shopify::parse),
         ("woocommerce", woocommerce::parse),
         ("marketplace", marketplace::parse),
     ];
     for (name, parse) in parsers {
-        for junk in [&b""[..], b"{", b"[]", b"null", b"not json", b"{\"id\": \"x\"}"] {
+        for junk in ["", "{", "[]", "null", "not json", "{\"id\": \"x\"}"] {
             assert_eq!(code(parse(junk)), "malformed-json", "{name} {junk:?}");
         }
     }
@@ -485,12 +485,12 @@ fn bad_inputs_give_reason_codes() {
     );
 
     // No lines.
-    let no_lines = br#"{"id": 1, "currency": "USD", "total_price": "0.00", "line_items": []}"#;
+    let no_lines = r#"{"id": 1, "currency": "USD", "total_price": "0.00", "line_items": []}"#;
     assert_eq!(shopify::parse(no_lines), Err(ChannelError::NoLines));
-    let no_lines = br#"{"id": 1, "currency": "EUR", "total": "0.00", "line_items": []}"#;
+    let no_lines = r#"{"id": 1, "currency": "EUR", "total": "0.00", "line_items": []}"#;
     assert_eq!(woocommerce::parse(no_lines), Err(ChannelError::NoLines));
     let no_lines =
-        br#"{"order_id": "1", "platform": "xianyu", "currency": "CNY", "items": [], "total": "0.00", "paid": false}"#;
+        r#"{"order_id": "1", "platform": "xianyu", "currency": "CNY", "items": [], "total": "0.00", "paid": false}"#;
     assert_eq!(marketplace::parse(no_lines), Err(ChannelError::NoLines));
 
     // Currencies.
@@ -584,7 +584,7 @@ fn payment_status_mapping() {
 #[test]
 fn woocommerce_subtotal_not_divisible_by_quantity() {
     // Three for 10.00: the unit price rounds up to 3.34 and the 0.02 becomes discount.
-    let body = br#"{
+    let body = r#"{
         "id": 77, "currency": "EUR", "status": "pending", "date_paid": null, "payment_method": "bacs",
         "customer_id": 0, "billing": {"first_name": "", "last_name": "", "email": "", "phone": ""},
         "shipping": {"first_name": "", "last_name": "", "address_1": "", "city": "", "country": ""},

@@ -79,7 +79,9 @@ fn verify(channel: &str, secret: &[u8], body: &[u8], signature: Option<&str>) ->
     }
 }
 
-fn parse(channel: &str, body: &[u8]) -> Result<ChannelOrder, ChannelError> {
+/// Parses a body already known to be UTF-8 (so the JSON parser need not check
+/// each string again).
+fn parse(channel: &str, body: &str) -> Result<ChannelOrder, ChannelError> {
     match channel {
         core_channel::SHOPIFY => ordo_channels::shopify::parse(body),
         core_channel::WOOCOMMERCE => ordo_channels::woocommerce::parse(body),
@@ -216,7 +218,14 @@ impl Engine {
         mappings: &HashMap<String, String>,
         actor: Actor,
     ) -> EngineResult<ChannelReceipt> {
-        let (external_id, cancelled, mapped) = match parse(channel, body) {
+        let text = std::str::from_utf8(body);
+        let parsed = match text {
+            Ok(text) => parse(channel, text),
+            Err(e) => Err(ChannelError::MalformedJson {
+                message: format!("it is not UTF-8 ({e})"),
+            }),
+        };
+        let (external_id, cancelled, mapped) = match parsed {
             Ok(order) => (
                 order.external_id.clone(),
                 order.cancelled,
@@ -236,7 +245,7 @@ impl Engine {
             channel: channel.to_string(),
             external_id,
             // Valid UTF-8 is the rule; the lossy decoder (slower) only for the exception.
-            body: match std::str::from_utf8(body) {
+            body: match text {
                 Ok(text) => text.into(),
                 Err(_) => String::from_utf8_lossy(body).into(),
             },
