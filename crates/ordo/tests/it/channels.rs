@@ -293,6 +293,25 @@ async fn unreadable_and_invalid_orders_are_kept_with_their_reason_codes() {
         kept[0]["id"],
         "the same unreadable body is the same raw order"
     );
+
+    // Signed bytes that are not UTF-8 are kept too, with the same reason code.
+    let not_utf8 = b"{\"order_id\": \"TB-\xff\"}".to_vec();
+    let signature = ordo_channels::sign(SECRET.as_bytes(), &not_utf8);
+    let r = client::request(
+        app.addr,
+        Method::POST,
+        &format!("/api/v1/channels/marketplace/orders?shop={}", shop.id),
+        &[("x-ordo-hmac-sha256", signature.as_str())],
+        Some(not_utf8),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status, r.json()["reason_code"].as_str()),
+        (202, Some("malformed-json"))
+    );
+    assert!(r.json()["reason"].as_str().unwrap().contains("not UTF-8"), "{:?}", r.json());
+    assert_eq!(channel_orders(&app, &shop.owner, "?status=unmapped").await.len(), 2);
 }
 
 #[tokio::test]
