@@ -197,6 +197,9 @@ impl Engine {
                 {
                     outcome = Err(e);
                 }
+                // Only the id goes on: results wait in order behind slower ones, and
+                // a whole order is a lot to move around in that queue.
+                let outcome = outcome.map(|(order, replayed)| (order.id, replayed));
                 (external_id, lines, outcome)
             },
         ))
@@ -204,7 +207,7 @@ impl Engine {
         while let Some((external_id, lines, outcome)) = placed.next().await {
             for line in lines {
                 results.push(match &outcome {
-                    Ok((order, replayed)) => RowResult {
+                    Ok((order_id, replayed)) => RowResult {
                         line,
                         external_id: Some(external_id.clone()),
                         status: if *replayed {
@@ -212,7 +215,7 @@ impl Engine {
                         } else {
                             RowStatus::Created
                         },
-                        order_id: Some(order.id.to_string()),
+                        order_id: Some(order_id.to_string()),
                         error_code: None,
                         error: None,
                     },
