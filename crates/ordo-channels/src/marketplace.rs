@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn doc_example_and_fixture_parse() {
-        let o = parse(&doc_example()).unwrap();
+        let o = parse(doc_example()).unwrap();
         assert_eq!(o.platform.as_deref(), Some("xianyu"));
         assert_eq!((o.total_minor, o.shipping_minor, o.discount_minor), (54000, 1000, 3000));
         assert_eq!(o.lines[0].sku, None);

@@ -310,7 +310,11 @@ async fn unreadable_and_invalid_orders_are_kept_with_their_reason_codes() {
         (r.status, r.json()["reason_code"].as_str()),
         (202, Some("malformed-json"))
     );
-    assert!(r.json()["reason"].as_str().unwrap().contains("not UTF-8"), "{:?}", r.json());
+    assert!(
+        r.json()["reason"].as_str().unwrap().contains("not UTF-8"),
+        "{:?}",
+        r.json()
+    );
     assert_eq!(channel_orders(&app, &shop.owner, "?status=unmapped").await.len(), 2);
 }
 
