@@ -1,21 +1,26 @@
 //! Checkpoints: copying the WAL back into the database file, and starting it over.
 //!
 //! A background thread copies the WAL with PASSIVE checkpoints, which never block
-//! the writer or readers. But SQLite starts the WAL over only when a write
-//! transaction begins with every frame already copied, and under steady writes the
-//! background thread is never quite caught up at that moment: the WAL then grows
-//! without end (hundreds of MB in a minute of intake), every commit appending to
-//! fresh file space.
+//! the writer or readers. SQLite starts the WAL over (writes it again from the
+//! first frame) only when a write transaction begins with every frame already
+//! copied and, at its first frame, no reader still on the old frames; or on a
+//! RESTART or TRUNCATE checkpoint. Under steady writes the background thread is
+//! never quite caught up at that moment, so the WAL grew without end (hundreds of
+//! MB in a minute of intake), every commit appending to fresh file space.
 //!
-//! So once the WAL is long and the background thread has nearly caught up, it asks
-//! the writer thread to finish the copy itself between two transactions (a few
-//! frames and two fsyncs). The writer's next transaction then finds the WAL fully
-//! copied and SQLite writes it from the start again, into file space that is
-//! already allocated and cached. (A RESTART checkpoint from the background thread
-//! would do the same but holds the writer off for tens of milliseconds while it
-//! waits, in busy-handler sleeps, for readers to leave the WAL.) If a reader still
-//! holds frames of the old WAL at that moment, SQLite keeps appending and the
-//! background thread asks again.
+//! So once the WAL is long and a background copy reached its end (no reader holds
+//! the copy back), the background thread flushes what it copied, copies what came
+//! in meanwhile, and asks the writer thread to finish the copy itself between two
+//! transactions: a few frames, an fsync of the WAL and one of the database file.
+//! The writer's next commit then writes the WAL from the start again (one more
+//! fsync, of the new WAL header), into file space already allocated. A RESTART
+//! checkpoint from the background thread would do the same but holds the writer
+//! off for tens of milliseconds while it waits, in busy-handler sleeps, for readers
+//! to leave the WAL. If a reader is still on the old frames when the writer
+//! commits, SQLite keeps appending and the background thread asks again later.
+//!
+//! The file keeps its largest size (SQLite does not shrink it here); what stops is
+//! the growth.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,8 +34,6 @@ use rusqlite::Connection;
 const RESTART_FRAMES: i64 = 16_384;
 #[cfg(test)]
 const RESTART_FRAMES: i64 = 32;
-/// The writer is asked to finish the copy once no more than this many frames are left.
-const LEFT_FOR_WRITER: i64 = 1_024;
 const BACKGROUND_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Set by the background thread, taken by the writer thread.
@@ -38,17 +41,21 @@ const BACKGROUND_PAUSE: std::time::Duration = std::time::Duration::from_millis(2
 pub struct RestartWanted(Arc<AtomicBool>);
 
 impl RestartWanted {
-    /// Called by the writer thread between transactions: finishes the copy if the
-    /// background thread asked for it.
-    pub fn finish_copy(&self, conn: &Connection) {
-        if self.0.swap(false, Ordering::AcqRel) {
-            // Best effort: a failed checkpoint leaves the WAL as it was.
+    /// Called by the writer thread between transactions, with the WAL's length
+    /// after its last commit: finishes the copy if the background thread asked for
+    /// it and the WAL has not started over meanwhile.
+    pub fn finish_copy(&self, conn: &Connection, wal_frames: u64) {
+        if self.0.swap(false, Ordering::AcqRel) && wal_frames >= RESTART_FRAMES.unsigned_abs() {
+            // Best effort: if it fails (or another process's checkpoint is running),
+            // the WAL goes on as it was and the background thread asks again.
             let _ = checkpoint(conn);
         }
     }
 }
 
-/// Checkpoints every `BACKGROUND_PAUSE` until `stop` is set.
+/// Checkpoints every `BACKGROUND_PAUSE` until `stop` is set. A failed round (an I/O
+/// error) is tried again at the next one: the WAL would grow meanwhile, but
+/// nothing is lost.
 pub fn spawn_background(
     conn: Connection,
     wal_path: PathBuf,
@@ -60,45 +67,48 @@ pub fn spawn_background(
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(BACKGROUND_PAUSE);
-                if background_round(&conn, &wal_path, &restart).is_err() {
-                    return;
-                }
+                let _ = background_round(&conn, &wal_path, &restart);
             }
         })
         .map(|_| ())
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
-/// One round of the background thread: copies the WAL and, if it is long and
-/// nearly all copied, asks the writer to finish.
+/// One round of the background thread: copies the WAL and, if it is long and the
+/// copy reached its end, gets the copy close to the end again after a flush and
+/// asks the writer to finish it.
 fn background_round(conn: &Connection, wal_path: &Path, restart: &RestartWanted) -> rusqlite::Result<()> {
-    let mut wal = checkpoint(conn)?;
-    if wal.frames < RESTART_FRAMES {
+    let wal = checkpoint(conn)?;
+    // `frames` is -1 when another connection's checkpoint was running. A copy that
+    // stopped short of the end is held back by a reader: asking the writer would
+    // cost it a flush for nothing.
+    if wal.frames < RESTART_FRAMES || wal.copied < wal.frames {
         return Ok(());
     }
-    // Catch up first, so the writer's share stays small.
-    for _ in 0..8 {
-        if wal.frames - wal.copied <= LEFT_FOR_WRITER {
-            flush_file_system(wal_path);
-            restart.0.store(true, Ordering::Release);
-            return Ok(());
-        }
-        wal = checkpoint(conn)?;
-    }
+    // The flush takes tens of milliseconds under load; one more copy after it
+    // takes in what was written meanwhile, so the writer's share (a copy and an
+    // fsync of the database file) stays small.
+    flush_file_system(wal_path);
+    checkpoint(conn)?;
+    restart.0.store(true, Ordering::Release);
     Ok(())
 }
 
 /// Writes the database file's dirty pages to disk ahead of the writer's checkpoint,
 /// which must fsync the file and would otherwise flush everything the background
-/// copies left in the page cache (SQLite syncs the database only when a checkpoint
-/// reaches the end of the WAL, which under load only the writer's does). `syncfs`
-/// through the WAL's handle, not `fsync` through one of the database file: closing
-/// any handle of the database file would drop the POSIX locks SQLite holds on it
-/// for this process. Best effort.
+/// copies left in the page cache (SQLite syncs the database file only when a
+/// checkpoint reaches the end of the WAL, which under load only the writer's does).
+/// `syncfs` (the whole file system) through a handle of the WAL, not `fsync`
+/// through one of the database file: closing any handle of the database file
+/// would drop the POSIX locks SQLite holds on it for this process. Best effort,
+/// and Linux only: elsewhere the writer's checkpoint flushes it all.
 fn flush_file_system(wal_path: &Path) {
+    #[cfg(target_os = "linux")]
     if let Ok(wal) = std::fs::File::open(wal_path) {
         let _ = rustix::fs::syncfs(&wal);
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = wal_path;
 }
 
 /// Frames in the WAL, and how many of them are copied into the database file.
@@ -122,63 +132,102 @@ mod tests {
     use std::sync::atomic::AtomicI64;
 
     /// A WAL-mode database written by `writer` (whose commits report the WAL's
-    /// length into the returned counter) and checkpointed by `background`.
-    fn fresh(name: &str) -> (Connection, Connection, Arc<AtomicI64>, PathBuf) {
-        let path = std::env::temp_dir().join(format!("ordo-checkpoint-{name}-{}.db", std::process::id()));
+    /// length into `frames`) and checkpointed by `background`; its files are
+    /// removed when it is dropped.
+    struct Db {
+        writer: Connection,
+        background: Connection,
+        frames: Arc<AtomicI64>,
+        path: PathBuf,
+        wal: PathBuf,
+    }
+
+    impl Db {
+        fn fresh(name: &str) -> Db {
+            let path = std::env::temp_dir().join(format!("ordo-checkpoint-{name}-{}.db", std::process::id()));
+            remove(&path);
+            let mut writer = Connection::open(&path).unwrap();
+            writer
+                .execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL;
+                     CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL);",
+                )
+                .unwrap();
+            let frames = Arc::new(AtomicI64::new(0));
+            let reported = frames.clone();
+            writer
+                .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+                    reported.store(i64::from(pages), Ordering::Relaxed);
+                    Ok(())
+                }))
+                .unwrap();
+            let background = Connection::open(&path).unwrap();
+            let wal = PathBuf::from(format!("{}-wal", path.display()));
+            Db {
+                writer,
+                background,
+                frames,
+                path,
+                wal,
+            }
+        }
+
+        fn commit(&self) {
+            self.writer
+                .execute("INSERT INTO t (v) VALUES (zeroblob(12000))", [])
+                .unwrap();
+        }
+
+        fn frames(&self) -> i64 {
+            self.frames.load(Ordering::Relaxed)
+        }
+
+        fn fill_past_the_limit(&self) {
+            while self.frames() < RESTART_FRAMES {
+                self.commit();
+            }
+        }
+
+        fn background_round(&self, restart: &RestartWanted) {
+            background_round(&self.background, &self.wal, restart).unwrap();
+        }
+    }
+
+    impl Drop for Db {
+        fn drop(&mut self) {
+            remove(&self.path);
+        }
+    }
+
+    fn remove(path: &Path) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        let mut writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL;
-                 CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL);",
-            )
-            .unwrap();
-        let frames = Arc::new(AtomicI64::new(0));
-        let reported = frames.clone();
-        writer
-            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-                reported.store(i64::from(pages), Ordering::Relaxed);
-                Ok(())
-            }))
-            .unwrap();
-        let background = Connection::open(&path).unwrap();
-        (
-            writer,
-            background,
-            frames,
-            PathBuf::from(format!("{}-wal", path.display())),
-        )
     }
 
-    fn commit(writer: &Connection) {
-        writer
-            .execute("INSERT INTO t (v) VALUES (zeroblob(12000))", [])
-            .unwrap();
+    fn asked(restart: &RestartWanted) -> bool {
+        restart.0.load(Ordering::Acquire)
     }
 
     /// The writer commits while the background thread copies, as it does under
     /// load; the WAL is started over only if the writer finishes the copy when asked.
     fn wal_after_a_busy_writer(writer_finishes_copy: bool) -> (i64, i64) {
-        let (writer, background, frames, wal) = fresh(if writer_finishes_copy { "finish" } else { "leave" });
+        let db = Db::fresh(if writer_finishes_copy { "finish" } else { "leave" });
         let restart = RestartWanted::default();
-        while frames.load(Ordering::Relaxed) < RESTART_FRAMES {
-            commit(&writer);
-        }
+        db.fill_past_the_limit();
         // The copy runs while the writer is inside a transaction, so what it
         // commits next is not copied.
-        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
-        commit(&writer);
-        background_round(&background, &wal, &restart).unwrap();
-        assert!(restart.0.load(Ordering::Acquire), "a long, copied WAL asks the writer");
-        writer.execute_batch("COMMIT").unwrap();
-        let before = frames.load(Ordering::Relaxed);
+        db.writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        db.commit();
+        db.background_round(&restart);
+        assert!(asked(&restart), "a long, copied WAL asks the writer");
+        db.writer.execute_batch("COMMIT").unwrap();
+        let before = db.frames();
         if writer_finishes_copy {
-            restart.finish_copy(&writer);
+            restart.finish_copy(&db.writer, before.unsigned_abs());
         }
-        commit(&writer);
-        (before, frames.load(Ordering::Relaxed))
+        db.commit();
+        (before, db.frames())
     }
 
     #[test]
@@ -194,11 +243,29 @@ mod tests {
 
     #[test]
     fn a_short_wal_is_left_alone() {
-        let (writer, background, frames, wal) = fresh("short");
+        let db = Db::fresh("short");
         let restart = RestartWanted::default();
-        commit(&writer);
-        assert!(frames.load(Ordering::Relaxed) < RESTART_FRAMES);
-        background_round(&background, &wal, &restart).unwrap();
-        assert!(!restart.0.load(Ordering::Acquire));
+        db.commit();
+        assert!(db.frames() < RESTART_FRAMES);
+        db.background_round(&restart);
+        assert!(!asked(&restart));
+    }
+
+    #[test]
+    fn a_copy_held_back_by_a_reader_asks_nothing() {
+        let db = Db::fresh("reader");
+        let restart = RestartWanted::default();
+        db.commit();
+        // A reader whose snapshot predates most of the WAL: no checkpoint may copy
+        // past it, so starting the WAL over cannot work yet.
+        let reader = Connection::open(&db.path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        db.fill_past_the_limit();
+        db.background_round(&restart);
+        assert!(!asked(&restart), "held back: the writer is not asked");
+        reader.execute_batch("COMMIT").unwrap();
+        db.background_round(&restart);
+        assert!(asked(&restart), "once the reader is gone it is");
     }
 }

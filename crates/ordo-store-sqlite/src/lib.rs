@@ -152,7 +152,7 @@ impl SqliteStore {
                         }
                         None => answer(None),
                     }
-                    restart.finish_copy(&conn);
+                    restart.finish_copy(&conn, wal_ahead.frames());
                 }
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;

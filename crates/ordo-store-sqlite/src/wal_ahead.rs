@@ -63,6 +63,11 @@ impl WalAhead {
         })
     }
 
+    /// Frames in the WAL after the last commit.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
     /// Called by the writer thread between transactions. Best effort: if the WAL
     /// cannot be extended, SQLite extends it itself as before.
     pub fn top_up(&mut self, conn: &Connection) {

@@ -172,6 +172,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             import(&sqlite("f.db"), args.import_rows, args.batch_max).await?,
         );
     }
+    // ORDO_BENCH_KEEP=1 leaves the databases behind, to look at what a run wrote.
     if std::env::var_os("ORDO_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
