@@ -80,7 +80,7 @@ pub enum Scenario {
     Http,
     /// (e) Shopify webhooks over HTTP, signatures checked.
     Intake,
-    /// (f) CSV import.
+    /// (f) CSV import (SQLite, and PostgreSQL unless skipped).
     Import,
 }
 
@@ -93,6 +93,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         json!({ "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }),
     );
 
+    // ORDO_BENCH_KEEP=1 leaves the databases behind, to look at what a run wrote.
+    let keep = std::env::var_os("ORDO_BENCH_KEEP").is_some();
     let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
     let wants = |x: Scenario| args.only.is_none_or(|o| o == x);
     if wants(Scenario::Placement) {
@@ -122,9 +124,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         );
     }
 
-    if !args.skip_postgres && (wants(Scenario::Placement) || wants(Scenario::FlashSale)) {
+    let on_postgres = [Scenario::Placement, Scenario::FlashSale, Scenario::Import];
+    if !args.skip_postgres && on_postgres.into_iter().any(wants) {
         match scratch_postgres(&args.postgres).await {
-            Ok(url) => {
+            Ok((url, name)) => {
                 if wants(Scenario::Placement) {
                     let store = crate::open_store(&url, Durability::Full).await?;
                     report.insert(
@@ -151,6 +154,15 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                         .await?,
                     );
                 }
+                if wants(Scenario::Import) {
+                    report.insert(
+                        "f_csv_import_postgres".into(),
+                        import(&url, args.import_rows, args.batch_max).await?,
+                    );
+                }
+                if !keep {
+                    drop_scratch_postgres(&args.postgres, &name).await;
+                }
             }
             Err(e) => {
                 report.insert("postgres".into(), json!({ "skipped": e.to_string() }));
@@ -172,23 +184,36 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             import(&sqlite("f.db"), args.import_rows, args.batch_max).await?,
         );
     }
-    // ORDO_BENCH_KEEP=1 leaves the databases behind, to look at what a run wrote.
-    if std::env::var_os("ORDO_BENCH_KEEP").is_none() {
+    if !keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
     println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
     Ok(())
 }
 
-/// Creates a fresh database on the server and returns its URL.
-async fn scratch_postgres(url: &str) -> Result<String> {
+/// Creates a fresh database on the server and returns its URL and name.
+async fn scratch_postgres(url: &str) -> Result<(String, String)> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     let name = format!("ordo_bench_{}", std::process::id());
     client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
     client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
     let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
-    Ok(format!("{base}/{name}"))
+    Ok((format!("{base}/{name}"), name))
+}
+
+/// Drops the scratch database (a run leaves hundreds of MB in it); pools of the
+/// finished scenarios may still hold connections, hence `FORCE`. Best effort.
+async fn drop_scratch_postgres(url: &str, name: &str) {
+    if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        tokio::spawn(conn);
+        if let Err(e) = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+        {
+            eprintln!("bench: could not drop the scratch database {name}: {e}");
+        }
+    }
 }
 
 struct Fixture {
