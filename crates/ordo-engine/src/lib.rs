@@ -140,7 +140,7 @@ impl Engine {
 
     pub fn metrics_text(&self) -> String {
         let depth = self.inner.queue.max_capacity() - self.inner.queue.capacity();
-        self.inner.metrics.render(depth)
+        self.inner.metrics.render(depth, &self.inner.store.gauges())
     }
 
     pub fn count_http(&self, server_error: bool) {

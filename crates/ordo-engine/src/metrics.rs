@@ -24,7 +24,7 @@ impl Metrics {
         counter.fetch_add(n, Relaxed);
     }
 
-    pub fn render(&self, queue_depth: usize) -> String {
+    pub fn render(&self, queue_depth: usize, store: &[ordo_store::Gauge]) -> String {
         let mut out = String::new();
         let counters = [
             ("ordo_orders_placed_total", "Orders placed", &self.orders_placed),
@@ -82,6 +82,10 @@ impl Metrics {
             out,
             "# HELP ordo_write_queue_depth Commands waiting for the writer\n# TYPE ordo_write_queue_depth gauge\nordo_write_queue_depth {queue_depth}"
         );
+        for g in store {
+            let (name, help, value) = (g.name, g.help, g.value);
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
         out
     }
 }

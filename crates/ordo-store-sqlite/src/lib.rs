@@ -21,7 +21,7 @@ mod wal_ahead;
 mod writes;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -34,8 +34,8 @@ use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{ApiKeyId, ChannelOrderId, EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
 use ordo_store::{
-    ApiKeyRecord, AttemptOutcome, Committed, Decide, NewCode, NewNotification, NotificationAttempt, NotificationFilter,
-    NotificationRecord, OrderFilter, SealedCode, StockTotals, Store, StoreError, StoreResult,
+    ApiKeyRecord, AttemptOutcome, Committed, Decide, Gauge, NewCode, NewNotification, NotificationAttempt,
+    NotificationFilter, NotificationRecord, OrderFilter, SealedCode, StockTotals, Store, StoreError, StoreResult,
 };
 use rusqlite::Connection;
 
@@ -75,6 +75,8 @@ pub struct SqliteStore {
     durable_seq: Arc<AtomicI64>,
     /// Writes handed over and not yet taken on (see `pipeline::Idle`).
     idle: pipeline::Idle,
+    /// Frames in the WAL after this process's last commit (for `/metrics`).
+    wal_frames: Arc<AtomicU64>,
 }
 
 impl Drop for SqliteStore {
@@ -133,6 +135,7 @@ impl SqliteStore {
             Durability::Normal => None,
         };
         let mut wal_ahead = wal_ahead::WalAhead::install(&mut conn, wal_path(&path))?;
+        let wal_frames = wal_ahead.frames_counter();
         let memory = Arc::new(pipeline::WriterMemory::new());
         let progress = Arc::new(pipeline::Progress::default());
         let (to_writer, jobs) = mpsc::sync_channel::<Job>(1024);
@@ -176,6 +179,7 @@ impl SqliteStore {
             stop,
             durable_seq,
             idle,
+            wal_frames,
         })
     }
 
@@ -321,6 +325,15 @@ impl Store for SqliteStore {
 
     async fn wait_until_idle(&self) {
         self.idle.wait().await
+    }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        vec![Gauge {
+            name: "ordo_sqlite_wal_frames",
+            help: "Frames in the SQLite WAL after this process's last commit. It is started over once \
+                   past 8192 (32 MiB); steady growth means checkpoints cannot catch up, e.g. behind a long read",
+            value: self.wal_frames.load(Ordering::Relaxed),
+        }]
     }
 
     async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()> {

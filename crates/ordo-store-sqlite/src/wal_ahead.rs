@@ -68,6 +68,11 @@ impl WalAhead {
         self.frames.load(Ordering::Relaxed)
     }
 
+    /// The counter behind `frames`, for readers on other threads.
+    pub fn frames_counter(&self) -> Arc<AtomicU64> {
+        self.frames.clone()
+    }
+
     /// Called by the writer thread between transactions. Best effort: if the WAL
     /// cannot be extended, SQLite extends it itself as before.
     pub fn top_up(&mut self, conn: &Connection) {

@@ -88,6 +88,14 @@ pub struct Committed {
     pub last_event: Option<EventSeq>,
 }
 
+/// A value a store reports for monitoring, in Prometheus terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -108,6 +116,11 @@ pub trait Store: Send + Sync + 'static {
     /// Waits until the store would start a new transaction at once, so a group commit
     /// collects its commands as late as possible (and so takes as many as possible).
     async fn wait_until_idle(&self) {}
+
+    /// Backend-specific gauges for `/metrics`: name, help text, value.
+    fn gauges(&self) -> Vec<Gauge> {
+        Vec::new()
+    }
 
     // Shops, keys and secrets.
     async fn create_shop(&self, shop: &Shop, event: NewEvent) -> StoreResult<()>;

@@ -507,6 +507,12 @@ async fn health_metrics_and_openapi_are_served() {
     assert!(text.contains("ordo_orders_placed_total 1"), "{text}");
     // Setup made one stock adjustment per physical SKU (2) and one order: three commands, all committed.
     assert!(text.contains("ordo_batch_commands_total 3"), "{text}");
+    // The embedded store reports how long its WAL is (it has commits in it).
+    let wal_frames = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ordo_sqlite_wal_frames "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(wal_frames.is_some_and(|n| n > 0), "{text}");
     let r = ordo::client::request(app.addr, Method::GET, "/api/openapi.json", &[], None)
         .await
         .unwrap();
