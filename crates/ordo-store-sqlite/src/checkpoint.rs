@@ -5,8 +5,8 @@
 //! first frame) only when a write transaction begins with every frame already
 //! copied and, at its first frame, no reader still on the old frames; or on a
 //! RESTART or TRUNCATE checkpoint. Under steady writes the background thread is
-//! never quite caught up at that moment, so the WAL grew without end (hundreds of
-//! MB in a minute of intake), every commit appending to fresh file space.
+//! never quite caught up at that moment, so the WAL grew without end (~17 KB per
+//! intake order: 339 MB after 20,000), every commit appending to fresh file space.
 //!
 //! So once the WAL is long and a background copy reached its end (no reader holds
 //! the copy back), the background thread flushes what it copied, copies what came
