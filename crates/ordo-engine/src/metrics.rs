@@ -78,11 +78,12 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP ordo_write_queue_depth Commands waiting for the writer\n# TYPE ordo_write_queue_depth gauge\nordo_write_queue_depth {queue_depth}"
-        );
-        for g in store {
+        let queue = ordo_store::Gauge {
+            name: "ordo_write_queue_depth",
+            help: "Commands waiting for the writer",
+            value: queue_depth as u64,
+        };
+        for g in std::iter::once(&queue).chain(store) {
             let (name, help, value) = (g.name, g.help, g.value);
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }

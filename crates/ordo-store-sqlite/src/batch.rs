@@ -103,11 +103,16 @@ pub fn load(conn: &Connection, req: &LoadRequest, overlay: Option<&Overlay<'_>>)
         };
         shops.insert(order.shop);
         sku_ids.extend(order.lines.iter().map(|l| l.sku_id));
-        let mut payments = get_payments
-            .query_map([&key], |r| r.get::<_, String>(0))
-            .map_err(err)?
-            .map(|d| from_json::<Payment>(&d.map_err(err)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        // An order the overlaid batch creates has no stored payments but its own.
+        let mut payments = if overlay.is_some_and(|o| o.creates(id)) {
+            Vec::new()
+        } else {
+            get_payments
+                .query_map([&key], |r| r.get::<_, String>(0))
+                .map_err(err)?
+                .map(|d| from_json::<Payment>(&d.map_err(err)?))
+                .collect::<Result<Vec<_>, _>>()?
+        };
         if let Some(o) = overlay {
             o.payments(id, &mut payments);
         }
@@ -283,13 +288,13 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
         )
         .map_err(err)?;
-    for (i, o) in c.updated_orders.iter().enumerate() {
+    for (o, doc) in c.updated_orders.iter().zip(docs.updated_orders.iter()) {
         upd_order
             .execute(params![
                 o.id.key(),
                 o.status.as_str(),
                 o.payment_due_at.map(|t| t.0),
-                docs.updated_orders.get(i),
+                doc,
                 o.payment_reminder_at.map(|t| t.0)
             ])
             .map_err(err)?;
@@ -335,14 +340,9 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
     let mut upd_payment = conn
         .prepare_cached("UPDATE payments SET status = ?3, doc = ?4 WHERE order_id = ?1 AND id = ?2")
         .map_err(err)?;
-    for (i, p) in c.updated_payments.iter().enumerate() {
+    for (p, doc) in c.updated_payments.iter().zip(docs.updated_payments.iter()) {
         upd_payment
-            .execute(params![
-                p.order.key(),
-                p.id.key(),
-                p.status.as_str(),
-                docs.updated_payments.get(i)
-            ])
+            .execute(params![p.order.key(), p.id.key(), p.status.as_str(), doc])
             .map_err(err)?;
     }
     let mut ins_refund = conn
@@ -350,7 +350,7 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             "INSERT INTO refunds (id, shop, order_id, payment_id, amount_minor, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(err)?;
-    for (i, r) in c.refunds.iter().enumerate() {
+    for (r, doc) in c.refunds.iter().zip(docs.refunds.iter()) {
         ins_refund
             .execute(params![
                 r.id.to_string(),
@@ -358,7 +358,7 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
                 r.order.to_string(),
                 r.payment.to_string(),
                 r.amount_minor,
-                docs.refunds.get(i)
+                doc
             ])
             .map_err(err)?;
     }
@@ -385,12 +385,7 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
     let raws: Vec<_> = c.channel_orders.iter().zip(docs.channel_orders).collect();
     crate::channels::upsert_channel_orders(conn, &raws)?;
     crate::codes::assign(conn, &c.assigned_codes)?;
-    let orders: Vec<(&Order, ToSqlOutput<'_>)> = c
-        .new_orders
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o, docs.orders.get(i)))
-        .collect();
+    let orders: Vec<(&Order, ToSqlOutput<'_>)> = c.new_orders.iter().zip(docs.orders.iter()).collect();
     insert_rows(
         conn,
         "orders (id, shop, status, channel, external_id, created_at, payment_due_at, doc, payment_reminder_at)",
@@ -409,12 +404,7 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             b.put(o.payment_reminder_at.map(|t| t.0))
         },
     )?;
-    let payments: Vec<(&Payment, ToSqlOutput<'_>)> = c
-        .new_payments
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p, docs.payments.get(i)))
-        .collect();
+    let payments: Vec<(&Payment, ToSqlOutput<'_>)> = c.new_payments.iter().zip(docs.payments.iter()).collect();
     insert_rows(
         conn,
         "payments (order_id, id, shop, status, doc)",

@@ -131,23 +131,25 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<WalState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
     use std::sync::atomic::AtomicI64;
 
     /// A WAL-mode database written by `writer` (whose commits report the WAL's
-    /// length into `frames`) and checkpointed by `background`; its files are
-    /// removed when it is dropped.
+    /// length into `frames`) and checkpointed by `background`, in a directory of
+    /// its own.
     struct Db {
         writer: Connection,
         background: Connection,
         frames: Arc<AtomicI64>,
         path: PathBuf,
         wal: PathBuf,
+        _dir: Scratch,
     }
 
     impl Db {
         fn fresh(name: &str) -> Db {
-            let path = std::env::temp_dir().join(format!("ordo-checkpoint-{name}-{}.db", std::process::id()));
-            remove(&path);
+            let dir = Scratch::new(&format!("checkpoint-{name}"));
+            let path = dir.db();
             let mut writer = Connection::open(&path).unwrap();
             writer
                 .execute_batch(
@@ -171,6 +173,7 @@ mod tests {
                 frames,
                 path,
                 wal,
+                _dir: dir,
             }
         }
 
@@ -192,18 +195,6 @@ mod tests {
 
         fn background_round(&self, restart: &RestartWanted) {
             background_round(&self.background, &self.wal, restart).unwrap();
-        }
-    }
-
-    impl Drop for Db {
-        fn drop(&mut self) {
-            remove(&self.path);
-        }
-    }
-
-    fn remove(path: &Path) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
 

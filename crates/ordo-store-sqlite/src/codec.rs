@@ -52,10 +52,12 @@ impl Texts {
         Ok(())
     }
 
-    /// The `i`th document, to bind as TEXT (serde_json writes UTF-8 only).
-    pub fn get(&self, i: usize) -> ToSqlOutput<'_> {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        ToSqlOutput::Borrowed(ValueRef::Text(&self.buf[start..self.ends[i]]))
+    /// The documents in order, each to bind as TEXT (serde_json writes UTF-8 only).
+    pub fn iter(&self) -> impl Iterator<Item = ToSqlOutput<'_>> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| ToSqlOutput::Borrowed(ValueRef::Text(&self.buf[start..end])))
     }
 }
 
@@ -177,8 +179,7 @@ pub fn insert_encoded_events(
     if events.is_empty() {
         return Ok(None);
     }
-    let rows: Vec<(&NewEvent, ToSqlOutput<'_>)> =
-        events.iter().enumerate().map(|(i, e)| (e, payloads.get(i))).collect();
+    let rows: Vec<(&NewEvent, ToSqlOutput<'_>)> = events.iter().zip(payloads.iter()).collect();
     insert_rows(
         conn,
         "events (shop, subject, kind, payload, actor, at)",

@@ -16,6 +16,8 @@ mod notifications;
 mod overlay;
 mod pipeline;
 mod reads;
+#[cfg(test)]
+mod scratch;
 mod syncer;
 mod wal_ahead;
 mod writes;
@@ -330,8 +332,8 @@ impl Store for SqliteStore {
     fn gauges(&self) -> Vec<Gauge> {
         vec![Gauge {
             name: "ordo_sqlite_wal_frames",
-            help: "Frames in the SQLite WAL after this process's last commit. It is started over once \
-                   past 8192 (32 MiB); steady growth means checkpoints cannot catch up, e.g. behind a long read",
+            help: "Frames in the SQLite WAL after this process's last commit; it falls back each time the \
+                   WAL is started over, so steady growth means checkpoints cannot catch up, e.g. behind a long read",
             value: self.wal_frames.load(Ordering::Relaxed),
         }]
     }
@@ -568,6 +570,7 @@ mod tests {
     use rusqlite::params;
 
     use crate::codec::Key;
+    use crate::scratch::Scratch;
 
     fn event(n: i64) -> NewEvent {
         NewEvent {
@@ -577,28 +580,6 @@ mod tests {
             payload: serde_json::json!({ "n": n }),
             actor: Actor::system("test"),
             at: Timestamp(n),
-        }
-    }
-
-    /// An empty directory of this test's own, removed again when dropped.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("ordo-sqlite-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-
-        fn db(&self) -> PathBuf {
-            self.0.join("ordo.db")
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 

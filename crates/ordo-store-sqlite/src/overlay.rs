@@ -20,6 +20,8 @@ use ordo_core::{CodeId, OrderId, ProductId, ShopId};
 
 pub struct Overlay<'c> {
     orders: HashMap<OrderId, &'c Order>,
+    /// Of `orders`, those this batch creates.
+    created: HashSet<OrderId>,
     external_refs: HashMap<RefKey<'c>, OrderId>,
     payments: HashMap<OrderId, Vec<&'c Payment>>,
     idempotency: HashMap<(&'c str, &'c str), &'c IdempotencyRecord>,
@@ -53,6 +55,7 @@ impl<'c> Overlay<'c> {
         }
         Overlay {
             orders,
+            created: c.new_orders.iter().map(|o| o.id).collect(),
             external_refs,
             payments,
             idempotency: c
@@ -89,6 +92,11 @@ impl<'c> Overlay<'c> {
 
     pub fn order(&self, id: &OrderId) -> Option<&'c Order> {
         self.orders.get(id).copied()
+    }
+
+    /// Whether this batch creates order `id` (rather than changing a stored one).
+    pub fn creates(&self, id: &OrderId) -> bool {
+        self.created.contains(id)
     }
 
     /// `stored` (the snapshot's payments of `order`, by id) with this batch's
