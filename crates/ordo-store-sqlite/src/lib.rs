@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_shop_keys.sql")),
     (9, include_str!("../migrations/0009_id_keys.sql")),
     (10, include_str!("../migrations/0010_batch_epoch.sql")),
+    (11, include_str!("../migrations/0011_one_timer_index.sql")),
 ];
 const READERS: usize = 4;
 
@@ -629,6 +630,57 @@ mod tests {
         let after = epoch::Epoch::read(&conn).unwrap();
         assert_eq!(after.n, before.n + 2);
         assert_eq!(after.writer, epoch::NOT_A_BATCH);
+    }
+
+    /// Both timers read one index on an order's next timer; each finds only its own
+    /// due orders, whichever of the two timers is next.
+    #[test]
+    fn the_payment_timers_share_one_index() {
+        let dir = Scratch::new("timers");
+        let mut conn = open_connection(&dir.db(), Durability::Normal).unwrap();
+        migrate(&mut conn).unwrap();
+        // (order, status, reminder, deadline)
+        let rows: [(u128, &str, Option<i64>, Option<i64>); 6] = [
+            (1, "pending_payment", Some(10), Some(20)), // reminder due, deadline not
+            (2, "pending_payment", Some(5), Some(8)),   // both due
+            (3, "pending_payment", None, Some(9)),      // reminder sent, deadline due
+            (4, "pending_payment", Some(30), Some(40)), // neither due
+            (5, "pending_payment", None, Some(50)),     // reminder sent, deadline not due
+            (6, "paid", None, None),                    // timers cleared
+        ];
+        for (id, status, reminder, deadline) in rows {
+            conn.execute(
+                "INSERT INTO orders (id, shop, status, channel, created_at, doc, payment_reminder_at, payment_due_at) \
+                 VALUES (?1, ?2, ?3, 'api', 1, '{}', ?4, ?5)",
+                params![OrderId(id).key(), ShopId(7).key(), status, reminder, deadline],
+            )
+            .unwrap();
+        }
+        let ids = |found: Vec<(ShopId, OrderId)>| -> Vec<u128> { found.iter().map(|(_, o)| o.0).collect() };
+        assert_eq!(ids(reads::due_unpaid(&conn, Timestamp(15), 10).unwrap()), vec![2, 3]);
+        assert_eq!(ids(reads::due_reminders(&conn, Timestamp(15), 10).unwrap()), vec![2, 1]);
+        assert_eq!(
+            ids(reads::due_unpaid(&conn, Timestamp(100), 10).unwrap()),
+            vec![2, 3, 1, 4, 5]
+        );
+        assert_eq!(ids(reads::due_unpaid(&conn, Timestamp(100), 2).unwrap()), vec![2, 3]);
+        for sql in [reads::DUE_UNPAID, reads::DUE_REMINDERS] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params![15, 10], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|p| p.contains("USING INDEX orders_next_timer")),
+                "{plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+                "sorted by the index: {plan:?}"
+            );
+        }
     }
 
     #[test]

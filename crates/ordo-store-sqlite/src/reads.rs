@@ -312,24 +312,24 @@ pub fn refunds_of(conn: &Connection, shop: ShopId, order: OrderId) -> R<Vec<Refu
     )
 }
 
+/// Orders past their payment deadline. Both timer queries walk one index
+/// (`orders_next_timer`, migration 0011) on an order's next timer: its reminder
+/// while one is unsent, its deadline after.
+pub const DUE_UNPAID: &str = "SELECT shop, id FROM orders WHERE coalesce(payment_reminder_at, payment_due_at) <= ?1 \
+     AND payment_due_at <= ?1 AND status = 'pending_payment' \
+     ORDER BY coalesce(payment_reminder_at, payment_due_at) LIMIT ?2";
+
+/// Orders whose payment reminder is due and unsent.
+pub const DUE_REMINDERS: &str = "SELECT shop, id FROM orders WHERE coalesce(payment_reminder_at, payment_due_at) <= ?1 \
+     AND payment_due_at IS NOT NULL AND payment_reminder_at IS NOT NULL AND status = 'pending_payment' \
+     ORDER BY coalesce(payment_reminder_at, payment_due_at) LIMIT ?2";
+
 pub fn due_unpaid(conn: &Connection, now: Timestamp, limit: u32) -> R<Vec<(ShopId, OrderId)>> {
-    due_orders(
-        conn,
-        "SELECT shop, id FROM orders WHERE payment_due_at IS NOT NULL AND payment_due_at <= ?1 \
-         AND status = 'pending_payment' ORDER BY payment_due_at LIMIT ?2",
-        now,
-        limit,
-    )
+    due_orders(conn, DUE_UNPAID, now, limit)
 }
 
 pub fn due_reminders(conn: &Connection, now: Timestamp, limit: u32) -> R<Vec<(ShopId, OrderId)>> {
-    due_orders(
-        conn,
-        "SELECT shop, id FROM orders WHERE payment_reminder_at IS NOT NULL AND payment_reminder_at <= ?1 \
-         AND status = 'pending_payment' ORDER BY payment_reminder_at LIMIT ?2",
-        now,
-        limit,
-    )
+    due_orders(conn, DUE_REMINDERS, now, limit)
 }
 
 /// (shop, order) pairs a timer query returns.
