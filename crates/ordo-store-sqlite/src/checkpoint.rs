@@ -29,11 +29,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ordo_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 
-/// A WAL this many frames long (32 MiB with 4 KiB pages) is to be started over.
-/// Shorter cycles flush less each: at 64 MiB the intake bench's p99 was ~42 ms, at
-/// 32 MiB ~30 ms (as without restarts), at the same throughput.
+/// A WAL this many frames long (32 MiB with the pages of a new database; 16 MiB in
+/// one created with 4 KiB pages) is to be started over. Shorter cycles flush less
+/// each: at 64 MiB the intake bench's p99 was ~42 ms, at 32 MiB ~30 ms (as without
+/// restarts), at the same throughput.
 #[cfg(not(test))]
-const RESTART_FRAMES: i64 = 8_192;
+const RESTART_FRAMES: i64 = (32 << 20) / crate::PAGE_SIZE;
 #[cfg(test)]
 const RESTART_FRAMES: i64 = 32;
 const BACKGROUND_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
