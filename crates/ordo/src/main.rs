@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the write path allocates many small, short-lived values (ids, JSON);
-/// measured faster than glibc malloc here (see BENCHMARKS.md).
+/// measured faster than glibc malloc here. Its v2 line (the `v2` feature): values
+/// made on the decider thread are freed on others, and v3 spent ~8 % of the decider
+/// collecting those frees; v2 made the CSV import ~9 % faster (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ordo::anyhow_like::Result;
