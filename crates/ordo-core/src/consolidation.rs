@@ -100,59 +100,14 @@ pub fn merge_groups(orders: &[Order], window_secs: i64) -> Vec<Vec<OrderId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::{Address, Buyer, Pricing};
-    use crate::{Currency, ShopId};
 
     fn order(id: u128, buyer: &str, line1: &str, at_secs: i64, cod: bool) -> Order {
-        Order {
-            id: OrderId(id),
-            shop: ShopId(1),
-            channel: "api".into(),
-            external_id: None,
-            status: OrderStatus::Fulfilling,
-            cancel_reason: None,
-            hold_reason: None,
-            payment_exception: None,
-            buyer: Buyer {
-                id: buyer.into(),
-                ..Buyer::default()
-            },
-            shipping_address: Some(Address {
-                recipient: "张三".into(),
-                phone: "13812345678".into(),
-                country: "CN".into(),
-                province: "广东省".into(),
-                city: "深圳市".into(),
-                district: None,
-                line1: line1.into(),
-                line2: None,
-                postal_code: None,
-            }),
-            lines: vec![],
-            pricing: Pricing {
-                currency: Currency::CNY,
-                items_minor: 0,
-                shipping_minor: 0,
-                tax_minor: 0,
-                discount_minor: 0,
-                total_minor: 0,
-            },
-            note: None,
-            payment_method: cod.then(|| CASH_ON_DELIVERY.to_string()),
-            promotions: vec![],
-            shipment: None,
-            parcels: vec![],
-            revisions: vec![],
-            paid_minor: 0,
-            refunded_minor: 0,
-            payment_due_at: None,
-            payment_reminder_at: None,
-            counted: vec![],
-            history: Default::default(),
-            created_at: Timestamp(at_secs * 1000),
-            updated_at: Timestamp(at_secs * 1000),
-            version: 1,
+        let mut order = crate::fixtures::order(id, buyer, Timestamp(at_secs * 1000));
+        if let Some(a) = order.shipping_address.as_mut() {
+            a.line1 = line1.into();
         }
+        order.payment_method = cod.then(|| CASH_ON_DELIVERY.to_string());
+        order
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod channel;
 pub mod consolidation;
 pub mod error;
 pub mod event;
+#[cfg(test)]
+mod fixtures;
 pub mod ids;
 pub mod inventory;
 pub mod limits;

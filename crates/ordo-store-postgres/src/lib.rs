@@ -134,7 +134,7 @@ impl Store for PgStore {
     async fn update_shop_settings(&self, id: ShopId, settings: &ShopSettings, event: NewEvent) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        shops::update_settings(&tx, id, settings).await?;
+        shops::update_settings(&tx, id, settings, event.at).await?;
         commit_with(tx, event).await
     }
 

@@ -4,10 +4,12 @@ use deadpool_postgres::{Client, Transaction};
 use ordo_core::auth::Role;
 use ordo_core::batch::IdempotencyRecord;
 use ordo_core::catalog::{Shop, ShopSettings};
+use ordo_core::order::Order;
 use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError, StoreResult};
 use tokio_postgres::Row;
 
+use crate::batch::{SHOP_SETTINGS_LOCKS, shop_lock_key};
 use crate::codec::{col, json, named, parsed, to_json};
 use crate::error::{corrupt, db};
 
@@ -43,7 +45,23 @@ pub(crate) async fn list(client: &Client) -> StoreResult<Vec<Shop>> {
     rows.iter().map(decode_shop).collect()
 }
 
-pub(crate) async fn update_settings(tx: &Transaction<'_>, id: ShopId, settings: &ShopSettings) -> StoreResult<()> {
+/// Replaces a shop's settings, holding its settings lock alone: batches of the shop
+/// already running finish first and the next ones read the new settings. The
+/// purchase limits the change adds start counting from the orders already placed.
+pub(crate) async fn update_settings(
+    tx: &Transaction<'_>,
+    id: ShopId,
+    settings: &ShopSettings,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1, $2)")
+        .await
+        .map_err(db)?;
+    tx.execute(&lock, &[&SHOP_SETTINGS_LOCKS, &shop_lock_key(id)])
+        .await
+        .map_err(db)?;
+    seed_purchase_limits(tx, id, settings, now).await?;
     let stmt = tx
         .prepare_cached("UPDATE shops SET settings = $2 WHERE id = $1")
         .await
@@ -53,6 +71,76 @@ pub(crate) async fn update_settings(tx: &Transaction<'_>, id: ShopId, settings: 
         .await
         .map_err(db)?;
     found(updated)
+}
+
+/// Starts the counters of the purchase limits `settings` adds from the orders
+/// already placed (`ordo_core::limits::seed`). Reads the shop's orders placed within
+/// the widest new window (all of them for a limit without one) whose document names
+/// a limited SKU.
+async fn seed_purchase_limits(
+    tx: &Transaction<'_>,
+    id: ShopId,
+    settings: &ShopSettings,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let stmt = tx
+        .prepare_cached("SELECT settings FROM shops WHERE id = $1")
+        .await
+        .map_err(db)?;
+    let row = tx.query_opt(&stmt, &[&id.to_string()]).await.map_err(db)?;
+    let before: ShopSettings = json(&row.ok_or(StoreError::NotFound)?, "settings")?;
+    let Some(seeding) = ordo_core::limits::seed::seeding(&before, settings, now) else {
+        return Ok(());
+    };
+    let needles = seeding
+        .skus()
+        .map(|sku| Ok(format!("\"sku\":{}", to_json(&sku)?)))
+        .collect::<StoreResult<Vec<String>>>()?;
+    let after = seeding.placed_after.map_or(i64::MIN, Timestamp::millis);
+    let stmt = tx
+        .prepare_cached(
+            "SELECT id, doc FROM orders WHERE shop = $1 AND created_at > $2
+             AND EXISTS (SELECT 1 FROM UNNEST($3::text[]) AS n(needle) WHERE strpos(doc, n.needle) > 0)",
+        )
+        .await
+        .map_err(db)?;
+    let rows = tx
+        .query(&stmt, &[&id.to_string(), &after, &needles])
+        .await
+        .map_err(db)?;
+    let ids: Vec<String> = rows.iter().map(|r| col(r, "id")).collect::<StoreResult<_>>()?;
+    let mut orders: Vec<Order> = rows.iter().map(|r| json(r, "doc")).collect::<StoreResult<_>>()?;
+    let seeded = seeding.seed(&mut orders);
+    let (names, values, windows): (Vec<&str>, Vec<i64>, Vec<i64>) = seeded
+        .counters
+        .iter()
+        .map(|(name, c)| (name.as_str(), c.value, c.window_start.millis()))
+        .collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO counters (shop, name, value, window_start)
+             SELECT $1, n, v, w FROM UNNEST($2::text[], $3::int8[], $4::int8[]) AS t(n, v, w)
+             ON CONFLICT (shop, name) DO UPDATE SET value = EXCLUDED.value, window_start = EXCLUDED.window_start",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(&stmt, &[&id.to_string(), &names, &values, &windows])
+        .await
+        .map_err(db)?;
+    let changed_ids: Vec<&str> = seeded.changed.iter().map(|&i| ids[i].as_str()).collect();
+    let docs = seeded
+        .changed
+        .iter()
+        .map(|&i| to_json(&orders[i]))
+        .collect::<StoreResult<Vec<String>>>()?;
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE orders SET doc = u.doc FROM UNNEST($1::text[], $2::text[]) AS u(id, doc) WHERE orders.id = u.id",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(&stmt, &[&changed_ids, &docs]).await.map_err(db)?;
+    Ok(())
 }
 
 fn decode_shop(row: &Row) -> StoreResult<Shop> {

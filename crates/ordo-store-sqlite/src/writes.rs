@@ -5,11 +5,14 @@ use ordo_core::batch::IdempotencyRecord;
 use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
 use ordo_core::event::NewEvent;
 use ordo_core::inventory::LedgerEntry;
+use ordo_core::order::Order;
 use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError};
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::codec::{Key, err, insert_events, insert_rows, to_json};
+use crate::codec::{Key, err, from_json, insert_events, insert_rows, to_json};
+
+type R<T> = Result<T, StoreError>;
 
 /// Runs `f` in an immediate transaction, appends `event` and moves the batch epoch
 /// (a batch decided before this write must not be written after it) before committing.
@@ -49,7 +52,9 @@ pub fn update_shop_settings(
     s: &ShopSettings,
     event: NewEvent,
 ) -> Result<(), StoreError> {
+    let now = event.at;
     with_event(conn, event, |tx| {
+        seed_purchase_limits(tx, id, s, now)?;
         let n = tx
             .execute(
                 "UPDATE shops SET settings = ?2 WHERE id = ?1",
@@ -58,6 +63,69 @@ pub fn update_shop_settings(
             .map_err(err)?;
         if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     })
+}
+
+/// Starts the counters of the purchase limits `settings` adds from the orders
+/// already placed (`ordo_core::limits::seed`), in the transaction that sets them:
+/// a batch decided on the old settings is written after this only if decided again
+/// (the batch epoch). Reads every order of the shop placed within the widest new
+/// window (all of them for a limit without one), parsing only those whose document
+/// names a limited SKU.
+fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSettings, now: Timestamp) -> R<()> {
+    let before: Option<String> = tx
+        .query_row("SELECT settings FROM shops WHERE id = ?1", [shop.to_string()], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(err)?;
+    let Some(before) = before else {
+        return Err(StoreError::NotFound);
+    };
+    let before: ShopSettings = from_json(&before)?;
+    let Some(seeding) = ordo_core::limits::seed::seeding(&before, settings, now) else {
+        return Ok(());
+    };
+    let needles = seeding
+        .skus()
+        .map(|sku| Ok(format!("\"sku\":{}", to_json(&sku)?)))
+        .collect::<R<Vec<String>>>()?;
+    let mut ids = Vec::new();
+    let mut orders = Vec::new();
+    let mut stmt = tx
+        .prepare("SELECT id, doc FROM orders WHERE shop = ?1 AND created_at > ?2")
+        .map_err(err)?;
+    let after = seeding.placed_after.map_or(i64::MIN, |t| t.0);
+    let rows = stmt
+        .query_map(params![shop.key(), after], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(err)?;
+    for row in rows {
+        let (id, doc) = row.map_err(err)?;
+        if needles.iter().any(|n| doc.contains(n.as_str())) {
+            orders.push(from_json::<Order>(&doc)?);
+            ids.push(id);
+        }
+    }
+    let seeded = seeding.seed(&mut orders);
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT INTO counters (shop, name, value, window_start) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (shop, name) DO UPDATE SET value = excluded.value, window_start = excluded.window_start",
+        )
+        .map_err(err)?;
+    for (name, counter) in &seeded.counters {
+        upsert
+            .execute(params![shop.to_string(), name, counter.value, counter.window_start.0])
+            .map_err(err)?;
+    }
+    let mut update = tx
+        .prepare_cached("UPDATE orders SET doc = ?2 WHERE id = ?1")
+        .map_err(err)?;
+    for i in seeded.changed {
+        update.execute(params![ids[i], to_json(&orders[i])?]).map_err(err)?;
+    }
+    Ok(())
 }
 
 pub fn create_api_key(conn: &mut Connection, k: &ApiKeyRecord, event: NewEvent) -> Result<(), StoreError> {

@@ -109,6 +109,12 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("purchase_limits_and_history_counters", |s| {
         Box::pin(purchase_limits_and_history_counters(s))
     }),
+    ("a_purchase_limit_counts_orders_placed_before_it", |s| {
+        Box::pin(a_purchase_limit_counts_orders_placed_before_it(s))
+    }),
+    ("a_limit_set_while_orders_are_placed_counts_every_one", |s| {
+        Box::pin(a_limit_set_while_orders_are_placed_counts_every_one(s))
+    }),
     ("channel_orders_are_kept_and_completed_on_resend", |s| {
         Box::pin(channel_orders_are_kept_and_completed_on_resend(s))
     }),
@@ -1692,6 +1698,127 @@ async fn purchase_limits_and_history_counters(store: Arc<dyn Store>) {
     let (second_at_address, _) = placed(&done.outcomes[0], "another buyer, same address");
     assert_eq!(second_at_address.history.buyer_orders_before, Some(0));
     assert_eq!(second_at_address.history.address_orders_in_window, Some(2));
+}
+
+/// A limit set on a shop with orders counts the units its buyers bought within the
+/// window before it was set; cancelling one of those orders gives its units back.
+async fn a_purchase_limit_counts_orders_placed_before_it(store: Arc<dyn Store>) {
+    const DAY: i64 = 86_400;
+    let w = World::new(&store, cny(), 100).await;
+    let placed_by = |buyer: &str, quantity: i64| {
+        let mut place = w.place(quantity);
+        place.buyer.id = buyer.into();
+        Command::PlaceOrder(Box::new(place))
+    };
+    let place = |at: Timestamp, buyer: &'static str, quantity: i64| {
+        let command = placed_by(buyer, quantity);
+        let w = &w;
+        async move { w.run(at, vec![command]).await }
+    };
+    let old = place(T0, "carol", 2).await;
+    placed(&old.outcomes[0], "carol, two days before the limit");
+    let morning = place(T0.plus_secs(2 * DAY), "ann", 1).await;
+    let (morning, _) = placed(&morning.outcomes[0], "ann's first");
+    placed(
+        &place(T0.plus_secs(2 * DAY + 60), "ann", 1).await.outcomes[0],
+        "ann's second",
+    );
+
+    let noon = T0.plus_secs(2 * DAY + 3_600);
+    let mut settings = cny();
+    settings.purchase_limits = vec![PurchaseLimit {
+        sku: "TEE".into(),
+        max_units: 2,
+        window_secs: Some(DAY),
+    }];
+    ok(
+        "update_shop_settings",
+        store
+            .update_shop_settings(
+                w.shop,
+                &settings,
+                event(Some(w.shop), w.shop, kinds::SHOP_UPDATED, noon),
+            )
+            .await,
+    );
+
+    let later = noon.plus_secs(60);
+    let refused = place(later, "ann", 1).await;
+    match &refused.outcomes[0] {
+        Err(CommandError::PurchaseLimit { already, .. }) => assert_eq!(*already, 2, "ann's morning counts"),
+        other => panic!("ann bought two before the limit and must be refused a third, got {other:?}"),
+    }
+    placed(
+        &place(later, "carol", 2).await.outcomes[0],
+        "carol's orders are outside the window",
+    );
+    placed(&place(later, "bob", 2).await.outcomes[0], "bob bought nothing before");
+
+    let cancel = w.transition(morning.id, Step::Cancel(CancelReason::Buyer));
+    let done = w.run(later.plus_secs(60), vec![cancel]).await;
+    assert!(done.outcomes[0].is_ok(), "cancel: {:?}", done.outcomes[0]);
+    placed(
+        &place(later.plus_secs(120), "ann", 1).await.outcomes[0],
+        "the cancelled morning order gave its unit back",
+    );
+    let over = place(later.plus_secs(180), "ann", 1).await;
+    assert!(
+        matches!(over.outcomes[0], Err(CommandError::PurchaseLimit { .. })),
+        "and the limit holds again: {:?}",
+        over.outcomes[0]
+    );
+}
+
+/// A limit set while a buyer's orders are being placed counts every one of them:
+/// those committed before it from history, those after it as they are placed, and
+/// none decided on the old settings slips in between.
+async fn a_limit_set_while_orders_are_placed_counts_every_one(store: Arc<dyn Store>) {
+    const ORDERS: i64 = 120;
+    let w = World::new(&store, cny(), 1_000).await;
+    let limited = |max_units: i64| {
+        let mut settings = cny();
+        settings.purchase_limits = vec![PurchaseLimit {
+            sku: "TEE".into(),
+            max_units,
+            window_secs: Some(86_400),
+        }];
+        settings
+    };
+    let at = T0.plus_secs(1);
+    let mut jobs: Vec<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = Vec::new();
+    for i in 0..ORDERS {
+        let mut place = w.place(1);
+        place.buyer.id = "ann".into();
+        let w = &w;
+        jobs.push(Box::pin(async move {
+            let done = w.run(at, vec![Command::PlaceOrder(Box::new(place))]).await;
+            placed(&done.outcomes[0], "one of ann's orders");
+        }));
+        if i == ORDERS / 2 {
+            let (store, shop, settings) = (&store, w.shop, limited(1_000_000));
+            jobs.push(Box::pin(async move {
+                let set = event(Some(shop), shop, kinds::SHOP_UPDATED, at);
+                ok(
+                    "update_shop_settings",
+                    store.update_shop_settings(shop, &settings, set).await,
+                );
+            }));
+        }
+    }
+    join_all(jobs).await;
+    // Lowering the cap alone keeps the counters: ann has used all of it.
+    let lowered = event(Some(w.shop), w.shop, kinds::SHOP_UPDATED, at);
+    ok(
+        "update_shop_settings",
+        store.update_shop_settings(w.shop, &limited(ORDERS), lowered).await,
+    );
+    let mut one_more = w.place(1);
+    one_more.buyer.id = "ann".into();
+    let done = w.run(at, vec![Command::PlaceOrder(Box::new(one_more))]).await;
+    match &done.outcomes[0] {
+        Err(CommandError::PurchaseLimit { already, .. }) => assert_eq!(*already, ORDERS, "every order counted"),
+        other => panic!("ann has bought {ORDERS} and must be refused, got {other:?}"),
+    }
 }
 
 fn intake(w: &World, external_id: &str, body: &str, mapped: Result<PlaceOrder, Unmapped>) -> Command {

@@ -32,8 +32,11 @@ pub(super) struct Loaded {
 pub(super) async fn load(tx: &Transaction<'_>, req: &LoadRequest) -> StoreResult<Loaded> {
     let mut ws = WorkingSet::default();
 
-    // (a) What names orders indirectly; channel references locked first, so a batch
-    // that re-sends another's channel order waits for it and then finds its order.
+    // (a) The shops' settings, shared, before any other lock (a settings change
+    // waits for the batches already running and holds off the next ones). Then what
+    // names orders indirectly; channel references locked first, so a batch that
+    // re-sends another's channel order waits for it and then finds its order.
+    share_shop_settings(tx, &req.shops).await?;
     lock_channel_refs(tx, req.external_refs.iter().chain(&req.channel_orders)).await?;
     ws.idempotency = idempotency(tx, &req.idempotency).await?;
     ws.external_refs = external_refs(tx, &req.external_refs).await?;
@@ -165,19 +168,45 @@ const CHANNEL_REF_LOCKS: i32 = 0x6f72_6466;
 /// COMMITTED then sees that batch's stock taken once its row locks free up: a
 /// re-sent order would be refused for stock instead of answered as a replay.
 async fn lock_channel_refs<'a>(tx: &Transaction<'_>, refs: impl Iterator<Item = &'a ExternalRef>) -> StoreResult<()> {
-    let mut keys: Vec<i32> = refs
+    let keys: Vec<i32> = refs
         .map(|(shop, channel, external)| {
-            // FNV-1a: stable across processes and versions, unlike std's hasher.
-            let mut h: u32 = 0x811c_9dc5;
-            let text = shop.to_string();
-            for part in [text.as_bytes(), channel.as_bytes(), external.as_bytes()] {
-                for b in part.iter().chain(&[0]) {
-                    h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-                }
-            }
-            h as i32
+            lock_key(&[shop.to_string().as_bytes(), channel.as_bytes(), external.as_bytes()])
         })
         .collect();
+    take_locks(tx, "pg_advisory_xact_lock", CHANNEL_REF_LOCKS, keys).await
+}
+
+/// The advisory-lock class of shop settings. Every batch holds its shops' lock
+/// shared, taken before any other lock; a settings change holds it alone
+/// (`shops::update_settings`). So no batch decides on settings older than a change
+/// and commits after it: the orders a new purchase limit counts from are all there.
+pub(crate) const SHOP_SETTINGS_LOCKS: i32 = 0x6f72_6473;
+
+/// A shop's key in [`SHOP_SETTINGS_LOCKS`].
+pub(crate) fn shop_lock_key(shop: ShopId) -> i32 {
+    lock_key(&[shop.to_string().as_bytes()])
+}
+
+async fn share_shop_settings(tx: &Transaction<'_>, shops: &BTreeSet<ShopId>) -> StoreResult<()> {
+    let keys = shops.iter().map(|s| shop_lock_key(*s)).collect();
+    take_locks(tx, "pg_advisory_xact_lock_shared", SHOP_SETTINGS_LOCKS, keys).await
+}
+
+/// A two-key advisory lock's second key for `parts`. FNV-1a: stable across
+/// processes and versions, unlike std's hasher.
+fn lock_key(parts: &[&[u8]]) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for part in parts {
+        for b in part.iter().chain(&[0]) {
+            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+    }
+    h as i32
+}
+
+/// Takes the transaction-level locks `(class, key)` with `function`, in one sorted
+/// order for every batch so two batches never wait on each other in a circle.
+async fn take_locks(tx: &Transaction<'_>, function: &str, class: i32, mut keys: Vec<i32>) -> StoreResult<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -185,12 +214,8 @@ async fn lock_channel_refs<'a>(tx: &Transaction<'_>, refs: impl Iterator<Item = 
     keys.dedup();
     // Volatile functions in the select list run after the rows are produced, in
     // the array's (sorted) order.
-    query(
-        tx,
-        "SELECT pg_advisory_xact_lock($1, k) FROM UNNEST($2::int4[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
-        &[&CHANNEL_REF_LOCKS, &keys],
-    )
-    .await?;
+    let sql = format!("SELECT {function}($1, k) FROM UNNEST($2::int4[]) WITH ORDINALITY AS t(k, n) ORDER BY n");
+    query(tx, &sql, &[&class, &keys]).await?;
     Ok(())
 }
 

@@ -1,14 +1,16 @@
 //! `run_batch`: load and lock a working set, let the core decide, persist the
 //! decision and its events, all in one transaction.
 //!
-//! Locks are taken in one global order (orders by id, then stock by (sku,
-//! warehouse)) so concurrent batches in several processes queue instead of
+//! Locks are taken in one global order (the shops' settings, shared; channel
+//! references; orders by id; then stock by (sku, warehouse)) so concurrent batches in several processes queue instead of
 //! deadlocking. Reads of rows nobody locks (idempotency records, notices) happen
 //! after or are protected by those locks, or are backed by a unique index that
 //! turns a lost race into a retry.
 
 mod load;
 mod persist;
+
+pub(crate) use load::{SHOP_SETTINGS_LOCKS, shop_lock_key};
 
 use deadpool_postgres::Client;
 use ordo_core::batch::LoadRequest;

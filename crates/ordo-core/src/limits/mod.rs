@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::order::Address;
 use crate::{ShopId, Timestamp};
 
+pub mod seed;
+
 /// A counter's identity: the shop and a name such as `coupon:SPRING10`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CounterKey {
