@@ -247,12 +247,16 @@ pub fn check_limits(settings: &ShopSettings) -> Result<(), String> {
     if settings.purchase_limits.len() > 1000 {
         return Err("a shop has at most 1000 purchase limits".into());
     }
-    for l in &settings.purchase_limits {
+    for (i, l) in settings.purchase_limits.iter().enumerate() {
         if l.sku.trim().is_empty() || l.max_units < 1 || l.window_secs.is_some_and(|w| w < 1) {
             return Err(format!(
                 "purchase limit for `{}` needs a SKU, max_units of at least 1 and a positive window_secs",
                 l.sku
             ));
+        }
+        // One counter per SKU and buyer: a second limit on the SKU would share it.
+        if settings.purchase_limits[..i].iter().any(|earlier| earlier.sku == l.sku) {
+            return Err(format!("`{}` has more than one purchase limit; give it one", l.sku));
         }
     }
     let rules = &settings.review;
@@ -336,6 +340,21 @@ mod tests {
             updated_at: Timestamp(0),
             version: 1,
         }
+    }
+
+    #[test]
+    fn a_sku_has_at_most_one_purchase_limit() {
+        let limit = |window_secs| crate::limits::PurchaseLimit {
+            sku: "TEA".into(),
+            max_units: 2,
+            window_secs,
+        };
+        let mut settings = ShopSettings::new(crate::Currency::CNY);
+        settings.purchase_limits = vec![limit(Some(86_400))];
+        assert!(check_limits(&settings).is_ok());
+        settings.purchase_limits.push(limit(None));
+        let refused = check_limits(&settings).unwrap_err();
+        assert!(refused.contains("`TEA` has more than one purchase limit"), "{refused}");
     }
 
     #[test]

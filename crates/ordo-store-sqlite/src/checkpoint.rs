@@ -29,26 +29,38 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ordo_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 
-/// A WAL this many frames long (32 MiB with the pages of a new database; 16 MiB in
-/// one created with 4 KiB pages) is to be started over. Shorter cycles flush less
-/// each: at 64 MiB the intake bench's p99 was ~42 ms, at 32 MiB ~30 ms (as without
-/// restarts), at the same throughput.
+/// A WAL this long (in frames' pages) is to be started over. Shorter cycles flush
+/// less each: at 64 MiB the intake bench's p99 was ~42 ms, at 32 MiB ~30 ms (as
+/// without restarts), at the same throughput.
 #[cfg(not(test))]
-const RESTART_FRAMES: i64 = (32 << 20) / crate::PAGE_SIZE;
+const RESTART_BYTES: i64 = 32 << 20;
 #[cfg(test)]
-const RESTART_FRAMES: i64 = 32;
+const RESTART_BYTES: i64 = 32 * 4096;
 const BACKGROUND_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Set by the background thread, taken by the writer thread.
-#[derive(Clone, Default)]
-pub struct RestartWanted(Arc<AtomicBool>);
+/// Set by the background thread, taken by the writer thread; and the WAL length,
+/// in frames, from which the WAL is to be started over.
+#[derive(Clone)]
+pub struct RestartWanted {
+    wanted: Arc<AtomicBool>,
+    frames: i64,
+}
 
 impl RestartWanted {
+    /// For a database file of `page_size` bytes a page (8 KiB for a new file, 4 KiB
+    /// for one created before; the file keeps its own).
+    pub fn new(page_size: i64) -> RestartWanted {
+        RestartWanted {
+            wanted: Arc::default(),
+            frames: (RESTART_BYTES / page_size.max(512)).max(1),
+        }
+    }
+
     /// Called by the writer thread between transactions, with the WAL's length
     /// after its last commit: finishes the copy if the background thread asked for
     /// it and the WAL has not started over meanwhile.
     pub fn finish_copy(&self, conn: &Connection, wal_frames: u64) {
-        if self.0.swap(false, Ordering::AcqRel) && wal_frames >= RESTART_FRAMES.unsigned_abs() {
+        if self.wanted.swap(false, Ordering::AcqRel) && wal_frames >= self.frames.unsigned_abs() {
             // Best effort: if it fails (or another process's checkpoint is running),
             // the WAL goes on as it was and the background thread asks again.
             let _ = checkpoint(conn);
@@ -85,7 +97,7 @@ fn background_round(conn: &Connection, wal_path: &Path, restart: &RestartWanted)
     // `frames` is -1 when another connection's checkpoint was running. A copy that
     // stopped short of the end is held back by a reader: asking the writer would
     // cost it a flush for nothing.
-    if wal.frames < RESTART_FRAMES || wal.copied < wal.frames {
+    if wal.frames < restart.frames || wal.copied < wal.frames {
         return Ok(());
     }
     // The flush takes tens of milliseconds under load; one more copy after it
@@ -93,7 +105,7 @@ fn background_round(conn: &Connection, wal_path: &Path, restart: &RestartWanted)
     // fsync of the database file) stays small.
     flush_file_system(wal_path);
     checkpoint(conn)?;
-    restart.0.store(true, Ordering::Release);
+    restart.wanted.store(true, Ordering::Release);
     Ok(())
 }
 
@@ -147,6 +159,9 @@ mod tests {
         _dir: Scratch,
     }
 
+    /// The test files' page size (SQLite's default: they are made without `PAGE_SIZE`).
+    const TEST_PAGE: i64 = 4096;
+
     impl Db {
         fn fresh(name: &str) -> Db {
             let dir = Scratch::new(&format!("checkpoint-{name}"));
@@ -188,8 +203,8 @@ mod tests {
             self.frames.load(Ordering::Relaxed)
         }
 
-        fn fill_past_the_limit(&self) {
-            while self.frames() < RESTART_FRAMES {
+        fn fill_past_the_limit(&self, restart: &RestartWanted) {
+            while self.frames() < restart.frames {
                 self.commit();
             }
         }
@@ -200,15 +215,15 @@ mod tests {
     }
 
     fn asked(restart: &RestartWanted) -> bool {
-        restart.0.load(Ordering::Acquire)
+        restart.wanted.load(Ordering::Acquire)
     }
 
     /// The writer commits while the background thread copies, as it does under
     /// load; the WAL is started over only if the writer finishes the copy when asked.
     fn wal_after_a_busy_writer(writer_finishes_copy: bool) -> (i64, i64) {
         let db = Db::fresh(if writer_finishes_copy { "finish" } else { "leave" });
-        let restart = RestartWanted::default();
-        db.fill_past_the_limit();
+        let restart = RestartWanted::new(TEST_PAGE);
+        db.fill_past_the_limit(&restart);
         // The copy runs while the writer is inside a transaction, so what it
         // commits next is not copied.
         db.writer.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -238,9 +253,9 @@ mod tests {
     #[test]
     fn a_short_wal_is_left_alone() {
         let db = Db::fresh("short");
-        let restart = RestartWanted::default();
+        let restart = RestartWanted::new(TEST_PAGE);
         db.commit();
-        assert!(db.frames() < RESTART_FRAMES);
+        assert!(db.frames() < restart.frames);
         db.background_round(&restart);
         assert!(!asked(&restart));
     }
@@ -248,14 +263,14 @@ mod tests {
     #[test]
     fn a_copy_held_back_by_a_reader_asks_nothing() {
         let db = Db::fresh("reader");
-        let restart = RestartWanted::default();
+        let restart = RestartWanted::new(TEST_PAGE);
         db.commit();
         // A reader whose snapshot predates most of the WAL: no checkpoint may copy
         // past it, so starting the WAL over cannot work yet.
         let reader = Connection::open(&db.path).unwrap();
         reader.execute_batch("BEGIN").unwrap();
         let _: i64 = reader.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
-        db.fill_past_the_limit();
+        db.fill_past_the_limit(&restart);
         db.background_round(&restart);
         assert!(!asked(&restart), "held back: the writer is not asked");
         reader.execute_batch("COMMIT").unwrap();

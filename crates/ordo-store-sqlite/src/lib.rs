@@ -120,7 +120,10 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(codec::err)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let restart = checkpoint::RestartWanted::default();
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(codec::err)?;
+        let restart = checkpoint::RestartWanted::new(page_size);
         checkpoint::spawn_background(
             open_connection(&path, durability)?,
             wal_path(&path),

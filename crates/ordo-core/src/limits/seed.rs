@@ -71,8 +71,8 @@ impl Seeding<'_> {
         self.limits.iter().map(|l| l.sku.as_str())
     }
 
-    /// Counts `orders` (the shop's orders placed after [`Seeding::placed_after`]; any
-    /// others are ignored) for each added limit. Per buyer, the window starts at
+    /// Counts `orders` (the shop's orders placed after [`Seeding::placed_after`], all
+    /// that are committed; any others are ignored) for each added limit. Per buyer, the window starts at
     /// their first order of the SKU within the last `window_secs` before now (their
     /// first ever without a window) and holds every unit ordered since, cancelled
     /// orders aside. Each order counted records it (replacing what it recorded for an
@@ -84,9 +84,10 @@ impl Seeding<'_> {
             let after = limit.window_secs.map(|w| self.now.plus_secs(-w));
             let mut buyers: BTreeMap<&str, Bought> = BTreeMap::new();
             for (i, order) in orders.iter().enumerate() {
-                let counts = order.status != OrderStatus::Cancelled
-                    && order.created_at <= self.now
-                    && after.is_none_or(|t| order.created_at > t);
+                // No upper bound: an order decided on the old settings may carry a
+                // time a little after `now` and commit before this runs (the store
+                // makes sure none commits after), and nothing counted it.
+                let counts = order.status != OrderStatus::Cancelled && after.is_none_or(|t| order.created_at > t);
                 let units: i64 = order
                     .lines
                     .iter()
@@ -222,6 +223,8 @@ mod tests {
             cancelled,
             bought(5, "bob", 1, &[("CUP", 1)]),
             bought(6, "bob", 5, &[("TEA", 2)]),
+            // Decided on the old settings a moment after `now`, committed before it.
+            bought(7, "cy", -1, &[("TEA", 1)]),
         ];
         let seeded = s.seed(&mut orders);
         let ann = Counter {
@@ -232,11 +235,19 @@ mod tests {
             value: 2,
             window_start: NOW.plus_secs(-5 * HOUR),
         };
+        let cy = Counter {
+            value: 1,
+            window_start: NOW.plus_secs(HOUR),
+        };
         assert_eq!(
             seeded.counters,
-            vec![("buy:TEA:ann".into(), ann), ("buy:TEA:bob".into(), bob)]
+            vec![
+                ("buy:TEA:ann".into(), ann),
+                ("buy:TEA:bob".into(), bob),
+                ("buy:TEA:cy".into(), cy)
+            ]
         );
-        assert_eq!(seeded.changed, vec![1, 2, 5]);
+        assert_eq!(seeded.changed, vec![1, 2, 5, 6]);
         assert_eq!(
             orders[2].counted,
             vec![Counted {
