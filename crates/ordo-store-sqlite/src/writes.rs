@@ -65,12 +65,12 @@ pub fn update_shop_settings(
     })
 }
 
-/// Starts the counters of the purchase limits `settings` adds from the orders
-/// already placed (`ordo_core::limits::seed`), in the transaction that sets them:
-/// a batch decided on the old settings is written after this only if decided again
-/// (the batch epoch). Reads every order of the shop placed within the widest new
-/// window (all of them for a limit without one), parsing only those whose document
-/// names a limited SKU.
+/// Starts the counters of the limits and history rules `settings` adds from the
+/// orders already placed (`ordo_core::limits::seed`), in the transaction that sets
+/// them: a batch decided on the old settings is written after this only if decided
+/// again (the batch epoch). Reads every order of the shop (no index has their
+/// times), parsing those placed within the widest new window and, when only
+/// purchase limits are added, naming one of their SKUs.
 fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSettings, now: Timestamp) -> R<()> {
     let before: Option<String> = tx
         .query_row("SELECT settings FROM shops WHERE id = ?1", [shop.to_string()], |r| {
@@ -85,10 +85,7 @@ fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSetti
     let Some(seeding) = ordo_core::limits::seed::seeding(&before, settings, now) else {
         return Ok(());
     };
-    let needles = seeding
-        .skus()
-        .map(|sku| Ok(format!("\"sku\":{}", to_json(&sku)?)))
-        .collect::<R<Vec<String>>>()?;
+    let needles = seeding.sku_needles();
     let mut ids = Vec::new();
     let mut orders = Vec::new();
     let mut stmt = tx
@@ -102,7 +99,10 @@ fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSetti
         .map_err(err)?;
     for row in rows {
         let (id, doc) = row.map_err(err)?;
-        if needles.iter().any(|n| doc.contains(n.as_str())) {
+        if needles
+            .as_ref()
+            .is_none_or(|n| n.iter().any(|n| doc.contains(n.as_str())))
+        {
             orders.push(from_json::<Order>(&doc)?);
             ids.push(id);
         }
