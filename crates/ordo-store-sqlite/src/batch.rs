@@ -319,24 +319,12 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             .map_err(err)?;
     }
     crate::writes::insert_ledger(conn, &c.ledger)?;
-    if !c.counters.is_empty() {
-        let mut upsert_counter = conn
-            .prepare_cached(
-                "INSERT INTO counters (shop, name, value, window_start) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (shop, name) DO UPDATE SET value = excluded.value, window_start = excluded.window_start",
-            )
-            .map_err(err)?;
-        for (key, counter) in &c.counters {
-            upsert_counter
-                .execute(params![
-                    key.shop.to_string(),
-                    key.name,
-                    counter.value,
-                    counter.window_start.0
-                ])
-                .map_err(err)?;
-        }
-    }
+    crate::writes::upsert_counters(
+        conn,
+        c.counters
+            .iter()
+            .map(|(key, counter)| (key.shop, key.name.as_str(), counter)),
+    )?;
     let mut upd_payment = conn
         .prepare_cached("UPDATE payments SET status = ?3, doc = ?4 WHERE order_id = ?1 AND id = ?2")
         .map_err(err)?;

@@ -5,6 +5,7 @@ use ordo_core::batch::IdempotencyRecord;
 use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
 use ordo_core::event::NewEvent;
 use ordo_core::inventory::LedgerEntry;
+use ordo_core::limits::Counter;
 use ordo_core::order::Order;
 use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError};
@@ -108,22 +109,37 @@ fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSetti
         }
     }
     let seeded = seeding.seed(&mut orders);
-    let mut upsert = tx
-        .prepare_cached(
-            "INSERT INTO counters (shop, name, value, window_start) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (shop, name) DO UPDATE SET value = excluded.value, window_start = excluded.window_start",
-        )
-        .map_err(err)?;
-    for (name, counter) in &seeded.counters {
-        upsert
-            .execute(params![shop.to_string(), name, counter.value, counter.window_start.0])
-            .map_err(err)?;
-    }
+    upsert_counters(
+        tx,
+        seeded
+            .counters
+            .iter()
+            .map(|(name, counter)| (shop, name.as_str(), counter)),
+    )?;
     let mut update = tx
         .prepare_cached("UPDATE orders SET doc = ?2 WHERE id = ?1")
         .map_err(err)?;
     for i in seeded.changed {
         update.execute(params![ids[i], to_json(&orders[i])?]).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Writes limit counters (shop, name, value), inserting those that are new.
+pub(crate) fn upsert_counters<'a>(
+    conn: &Connection,
+    counters: impl IntoIterator<Item = (ShopId, &'a str, &'a Counter)>,
+) -> R<()> {
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO counters (shop, name, value, window_start) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (shop, name) DO UPDATE SET value = excluded.value, window_start = excluded.window_start",
+        )
+        .map_err(err)?;
+    for (shop, name, counter) in counters {
+        upsert
+            .execute(params![shop.to_string(), name, counter.value, counter.window_start.0])
+            .map_err(err)?;
     }
     Ok(())
 }
