@@ -8,13 +8,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ordo_channels::{ChannelError, ChannelOrder};
+use ordo_core::OrderId;
 use ordo_core::auth::{Action, Actor, Principal};
 use ordo_core::batch::{By, ChannelIntake, Command, LineRequest, Outcome, PlaceOrder};
 use ordo_core::channel::{
     self as core_channel, ChannelPayment, ChannelTerms, RawChannelOrder, RawStatus, SkuMapping, Unmapped,
 };
 use ordo_core::event::kinds;
-use ordo_core::order::Order;
 use ordo_core::{ChannelOrderId, ShopId};
 use sha2::{Digest, Sha256};
 
@@ -55,7 +55,9 @@ impl ChannelCache {
 #[derive(Debug, Clone)]
 pub struct ChannelReceipt {
     pub raw: RawChannelOrder,
-    pub order: Option<Order>,
+    /// The order it became, if it could be mapped (the API reads it whole only
+    /// when asked to retry one).
+    pub order: Option<OrderId>,
     /// The channel sent this order before and it was mapped then.
     pub replayed: bool,
 }
@@ -260,7 +262,7 @@ impl Engine {
                 }
                 Ok(ChannelReceipt {
                     raw: *raw,
-                    order: order.map(|o| *o),
+                    order,
                     replayed,
                 })
             }

@@ -266,8 +266,12 @@ pub async fn retry(State(s): State<AppState>, Path(id): Path<String>, p: Post) -
     let id: ChannelOrderId = id.parse().map_err(|_| ApiError::not_found())?;
     let who = &p.caller.who;
     let receipt = s.engine.retry_channel_order(who, p.caller.shop, id).await?;
+    let order = match receipt.order {
+        Some(order) => Some(s.engine.get_order(who, Some(receipt.raw.shop), order).await?),
+        None => None,
+    };
     Ok(Json(RetryResult {
         channel_order: ChannelOrderView::new(&receipt.raw, who),
-        order: receipt.order.as_ref().map(|o| OrderView::new(o, who)),
+        order: order.as_ref().map(|o| OrderView::new(o, who)),
     }))
 }

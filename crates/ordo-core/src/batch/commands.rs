@@ -233,9 +233,11 @@ pub enum Outcome {
     },
     Stock(StockLevel),
     /// A channel order as recorded, and the order it became (if it could be mapped).
+    /// The order's id only: a channel is answered with it, and the decider does not
+    /// copy every order it takes in.
     ChannelOrder {
         raw: Box<RawChannelOrder>,
-        order: Option<Box<Order>>,
+        order: Option<OrderId>,
         replayed: bool,
     },
     /// A timer found nothing to do.

@@ -171,10 +171,9 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
                 address_since(ws, c, raw, id, ctx)?;
             }
         }
-        let order = raw.order.and_then(|id| ws.orders.get(&id)).cloned().map(Box::new);
         return Ok(Outcome::ChannelOrder {
             raw: Box::new(raw.clone()),
-            order,
+            order: raw.order,
             replayed: true,
         });
     }
@@ -209,13 +208,17 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
         Err(u) => Err((u.code.clone(), u.reason.clone())),
     };
     let order = match placed {
-        Ok((order, _)) => {
+        Ok((id, _)) => {
             raw.status = RawStatus::Mapped;
             raw.reason_code = None;
             raw.reason = None;
-            raw.order = Some(order.id);
-            raw.channel_address = order.shipping_address.as_ref().map(crate::limits::address_fingerprint);
-            Some(Box::new(order))
+            raw.order = Some(id);
+            raw.channel_address = ws
+                .orders
+                .get(&id)
+                .and_then(|o| o.shipping_address.as_ref())
+                .map(crate::limits::address_fingerprint);
+            Some(id)
         }
         Err((code, reason)) => {
             raw.status = RawStatus::Unmapped;

@@ -22,7 +22,11 @@ use crate::promotion::{self, PricedLine};
 use crate::{CommandError, OrderId, PaymentId, ShopId, Timestamp};
 
 pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
-    let (order, replayed) = place_order(ws, c, ctx)?;
+    if let Some(replay) = idempotent_replay(ws, c.idempotency.as_ref())? {
+        return Ok(replay);
+    }
+    let (id, replayed) = place_order(ws, c, ctx)?;
+    let order = ws.orders.get(&id).cloned().ok_or(CommandError::OrderNotFound)?;
     Ok(Outcome::Order {
         order: Box::new(order),
         replayed,
@@ -31,22 +35,29 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
 
 /// Places an order (or finds the one an idempotent retry or a channel re-send
 /// names) and settles what is known at intake: a payment the channel captured,
-/// or cash on delivery. Returns the order and whether it existed already.
+/// or cash on delivery. Returns the order's id (the order is in `ws`) and whether
+/// it existed already.
 pub(super) fn place_order(
     ws: &mut WorkingSet,
     c: &PlaceOrder,
     ctx: &mut Context<'_>,
-) -> Result<(Order, bool), CommandError> {
-    if let Some(Outcome::Order { order, .. }) = idempotent_replay(ws, c.idempotency.as_ref())? {
-        return Ok((*order, true));
+) -> Result<(OrderId, bool), CommandError> {
+    if let Some(claim) = &c.idempotency
+        && let Some(id) = replayed_order(ws, claim)?
+    {
+        return Ok((id, true));
     }
     if let Some(ext) = &c.external_id
         && let Some(id) = ws.external_refs.get(&(c.by.shop, c.channel.clone(), ext.clone()))
     {
-        let order = ws.orders.get(id).cloned().ok_or(CommandError::OrderNotFound)?;
-        return Ok((order, true));
+        return if ws.orders.contains_key(id) {
+            Ok((*id, true))
+        } else {
+            Err(CommandError::OrderNotFound)
+        };
     }
-    let order = place_new(ws, c, ctx)?;
+    let id = place_new(ws, c, ctx)?;
+    let order = &ws.orders[&id];
     let payment = c.channel_terms.as_ref().map(|t| &t.payment);
     let cod = matches!(payment, Some(ChannelPayment::CashOnDelivery))
         || c.payment_method.as_deref() == Some(CASH_ON_DELIVERY);
@@ -66,11 +77,10 @@ pub(super) fn place_order(
             };
             super::payments::notice(ws, &notice, ctx)?;
         }
-        _ if cod => super::payments::accept_cash_on_delivery(ws, order.id, &c.by.actor, ctx.now)?,
-        _ => return Ok((order, false)),
+        _ if cod => super::payments::accept_cash_on_delivery(ws, id, &c.by.actor, ctx.now)?,
+        _ => {}
     }
-    let settled = ws.orders.get(&order.id).cloned().ok_or(CommandError::OrderNotFound)?;
-    Ok((settled, false))
+    Ok((id, false))
 }
 
 /// When and how a placement (or an edit's re-placement) is priced and checked.
@@ -245,7 +255,7 @@ pub(super) fn quote(ws: &WorkingSet, c: &PlaceOrder, at: &QuoteAt<'_>) -> Result
     })
 }
 
-fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Order, CommandError> {
+fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<OrderId, CommandError> {
     let (no_stock_held, no_prices) = (BTreeMap::new(), BTreeMap::new());
     let at = QuoteAt {
         now: ctx.now,
@@ -352,8 +362,8 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
     if let Some(claim) = &c.idempotency {
         remember(ws, claim, 201, id.to_string(), now);
     }
-    ws.insert_order(order.clone());
-    Ok(order)
+    ws.insert_order(order);
+    Ok(id)
 }
 
 /// Prices the lines under the shop's promotions and the buyer's coupons, writing
@@ -510,6 +520,18 @@ pub(super) fn idempotent_replay(
     claim: Option<&IdempotencyClaim>,
 ) -> Result<Option<Outcome>, CommandError> {
     let Some(claim) = claim else { return Ok(None) };
+    let Some(order_id) = replayed_order(ws, claim)? else {
+        return Ok(None);
+    };
+    let order = ws.orders.get(&order_id).cloned().ok_or(CommandError::OrderNotFound)?;
+    Ok(Some(Outcome::Order {
+        order: Box::new(order),
+        replayed: true,
+    }))
+}
+
+/// The order an earlier use of this idempotency key made, if it was used before.
+fn replayed_order(ws: &WorkingSet, claim: &IdempotencyClaim) -> Result<Option<OrderId>, CommandError> {
     let Some(rec) = ws.idempotency.get(&(claim.scope.clone(), claim.key.clone())) else {
         return Ok(None);
     };
@@ -517,11 +539,10 @@ pub(super) fn idempotent_replay(
         return Err(CommandError::IdempotencyKeyReused);
     }
     let order_id: OrderId = rec.resource.parse().map_err(|_| CommandError::IdempotencyKeyReused)?;
-    let order = ws.orders.get(&order_id).cloned().ok_or(CommandError::OrderNotFound)?;
-    Ok(Some(Outcome::Order {
-        order: Box::new(order),
-        replayed: true,
-    }))
+    if !ws.orders.contains_key(&order_id) {
+        return Err(CommandError::OrderNotFound);
+    }
+    Ok(Some(order_id))
 }
 
 pub(super) fn remember(
