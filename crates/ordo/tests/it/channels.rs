@@ -451,6 +451,42 @@ async fn channel_orders_and_mappings_stay_inside_their_shop() {
 }
 
 #[tokio::test]
+async fn a_retry_after_the_mapping_answers_with_the_order_it_placed() {
+    let app = spawn_app().await;
+    let shop = channel_shop(
+        &app,
+        "USD",
+        "shopify",
+        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
+    )
+    .await;
+    let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let raw_id = r.json()["channel_order_id"].as_str().unwrap().to_string();
+    map(
+        &app,
+        &shop,
+        "shopify",
+        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
+    )
+    .await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/channel-orders/{raw_id}/retry"),
+            &shop.owner,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let result = r.json();
+    assert_eq!(result["channel_order"]["status"], "mapped");
+    assert_eq!(result["order"]["id"], result["channel_order"]["order_id"]);
+    assert_eq!(result["order"]["external_id"], "5872349102117");
+    assert_eq!(result["order"]["lines"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
 async fn a_shopify_order_paid_later_is_paid_by_the_later_webhook() {
     let app = spawn_app().await;
     let shop = shopify_shop(&app).await;
