@@ -190,16 +190,14 @@ impl Engine {
         let mut report = ImportReport::default();
         let mut placed = futures_util::stream::iter(orders.into_iter().map(
             |(external_id, lines, order, paid_reference)| async move {
-                let mut outcome = self.place_order(who, Some(shop), order, None).await;
-                if let (Ok((order, _)), Some(reference)) = (&outcome, paid_reference)
-                    && order.status == ordo_core::order::OrderStatus::PendingPayment
-                    && let Err(e) = self.record_paid_elsewhere(order, reference).await
+                let mut outcome = self.place_imported_order(who, shop, order).await;
+                if let (Ok((id, status, total, _)), Some(reference)) = (&outcome, paid_reference)
+                    && *status == ordo_core::order::OrderStatus::PendingPayment
+                    && let Err(e) = self.record_paid_elsewhere(shop, *id, *total, reference).await
                 {
                     outcome = Err(e);
                 }
-                // Only the id goes on: results wait in order behind slower ones, and
-                // a whole order is a lot to move around in that queue.
-                let outcome = outcome.map(|(order, replayed)| (order.id, replayed));
+                let outcome = outcome.map(|(id, _, _, replayed)| (id, replayed));
                 (external_id, lines, outcome)
             },
         ))
@@ -244,15 +242,21 @@ impl Engine {
     /// Captures an imported order's full total as paid under `reference` (gateway
     /// `import`), like a gateway's notice: deduplicated by reference, so a second
     /// import of the file pays nothing twice.
-    async fn record_paid_elsewhere(&self, order: &ordo_core::order::Order, reference: String) -> EngineResult<()> {
+    async fn record_paid_elsewhere(
+        &self,
+        shop: ShopId,
+        order: ordo_core::OrderId,
+        total: ordo_core::money::Money,
+        reference: String,
+    ) -> EngineResult<()> {
         let notice = ordo_core::payment::PaymentNotice {
-            shop: order.shop,
+            shop,
             gateway: IMPORT_GATEWAY.into(),
-            order: order.id,
+            order,
             transaction_id: reference,
             succeeded: true,
-            amount_minor: order.pricing.total_minor,
-            currency: order.pricing.currency,
+            amount_minor: total.amount_minor,
+            currency: total.currency,
         };
         self.submit(ordo_core::batch::Command::PaymentNotice(notice)).await?;
         Ok(())

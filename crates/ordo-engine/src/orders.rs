@@ -6,7 +6,8 @@ use ordo_core::batch::{
     By, Command, EditOrder, IdempotencyClaim, IdempotencyRecord, LineRefund, LineRequest, Outcome, PlaceOrder,
     RefundRequest, ShipTogether, Step,
 };
-use ordo_core::order::{Address, Buyer, CancelReason, Order};
+use ordo_core::money::Money;
+use ordo_core::order::{Address, Buyer, CancelReason, Order, OrderStatus};
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{OrderId, RefundId, ShopId};
 use ordo_store::OrderFilter;
@@ -123,26 +124,39 @@ impl Engine {
         idempotency: Option<IdempotencyClaim>,
     ) -> EngineResult<(Order, bool)> {
         let shop = self.scope(who, shop, Action::PlaceOrders)?;
-        let cmd = Command::PlaceOrder(Box::new(PlaceOrder {
-            by: by(who, shop),
-            channel: order.channel,
-            external_id: order.external_id,
-            buyer: order.buyer,
-            shipping_address: order.shipping_address,
-            lines: order.lines,
-            shipping_minor: order.shipping_minor,
-            note: order.note,
-            payment_method: order.payment_method,
-            coupon_codes: order.coupon_codes,
-            channel_terms: None,
-            idempotency,
-        }));
+        let cmd = Command::PlaceOrder(Box::new(place_command(who, shop, order, idempotency)));
         match self.submit(cmd).await? {
             Outcome::Order { order, replayed } => {
                 if !replayed {
                     crate::metrics::Metrics::add(&self.inner.metrics.orders_placed, 1);
                 }
                 Ok((*order, replayed))
+            }
+            _ => Err(crate::unexpected()),
+        }
+    }
+
+    /// Places an order of a bulk import; answers with its id, status and total and
+    /// whether it was imported before.
+    pub(crate) async fn place_imported_order(
+        &self,
+        who: &Principal,
+        shop: ShopId,
+        order: NewOrder,
+    ) -> EngineResult<(OrderId, OrderStatus, Money, bool)> {
+        let shop = self.scope(who, Some(shop), Action::PlaceOrders)?;
+        let cmd = Command::ImportOrder(Box::new(place_command(who, shop, order, None)));
+        match self.submit(cmd).await? {
+            Outcome::Placed {
+                id,
+                status,
+                total,
+                replayed,
+            } => {
+                if !replayed {
+                    crate::metrics::Metrics::add(&self.inner.metrics.orders_placed, 1);
+                }
+                Ok((id, status, total, replayed))
             }
             _ => Err(crate::unexpected()),
         }
@@ -396,5 +410,23 @@ impl Engine {
             } => Ok((*order, refunds, replayed)),
             _ => Err(crate::unexpected()),
         }
+    }
+}
+
+/// The core's command for a new order placed by `who` in `shop`.
+fn place_command(who: &Principal, shop: ShopId, order: NewOrder, idempotency: Option<IdempotencyClaim>) -> PlaceOrder {
+    PlaceOrder {
+        by: by(who, shop),
+        channel: order.channel,
+        external_id: order.external_id,
+        buyer: order.buyer,
+        shipping_address: order.shipping_address,
+        lines: order.lines,
+        shipping_minor: order.shipping_minor,
+        note: order.note,
+        payment_method: order.payment_method,
+        coupon_codes: order.coupon_codes,
+        channel_terms: None,
+        idempotency,
     }
 }

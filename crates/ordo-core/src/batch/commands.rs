@@ -166,6 +166,9 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     PlaceOrder(Box<PlaceOrder>),
+    /// An order of a bulk import: placed exactly as `PlaceOrder`, answered with
+    /// `Outcome::Placed` (a file's orders are reported by id, not each copied whole).
+    ImportOrder(Box<PlaceOrder>),
     IntakeChannelOrder(Box<ChannelIntake>),
     EditOrder(Box<EditOrder>),
     ShipTogether(Box<ShipTogether>),
@@ -232,6 +235,14 @@ pub enum Outcome {
         replayed: bool,
     },
     Stock(StockLevel),
+    /// An imported order as placed: what the import reports, and what it needs to
+    /// record a payment made elsewhere.
+    Placed {
+        id: OrderId,
+        status: crate::order::OrderStatus,
+        total: crate::money::Money,
+        replayed: bool,
+    },
     /// A channel order as recorded, and the order it became (if it could be mapped).
     /// The order's id only: a channel is answered with it, and the decider does not
     /// copy every order it takes in.

@@ -44,7 +44,12 @@ pub fn apply_all(
     // rehashed (moving every order) again and again as a big batch grows.
     let new_orders = cmds
         .iter()
-        .filter(|c| matches!(c, Command::PlaceOrder(_) | Command::IntakeChannelOrder(_)))
+        .filter(|c| {
+            matches!(
+                c,
+                Command::PlaceOrder(_) | Command::ImportOrder(_) | Command::IntakeChannelOrder(_)
+            )
+        })
         .count();
     ws.reserve_new_orders(new_orders);
     cmds.iter().map(|c| apply(ws, c, ctx)).collect()
@@ -53,6 +58,7 @@ pub fn apply_all(
 pub fn apply(ws: &mut WorkingSet, cmd: &Command, ctx: &mut Context<'_>) -> Result<Outcome, crate::CommandError> {
     match cmd {
         Command::PlaceOrder(c) => orders::place(ws, c, ctx),
+        Command::ImportOrder(c) => orders::place_imported(ws, c, ctx),
         Command::IntakeChannelOrder(c) => intake::intake(ws, c, ctx),
         Command::EditOrder(e) => edits::edit(ws, e, ctx),
         Command::ShipTogether(s) => shipping::ship_together(ws, s, ctx),

@@ -33,6 +33,25 @@ pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) 
     })
 }
 
+/// Places an imported order; answers with its id, status and total only.
+pub(super) fn place_imported(
+    ws: &mut WorkingSet,
+    c: &PlaceOrder,
+    ctx: &mut Context<'_>,
+) -> Result<Outcome, CommandError> {
+    let (id, replayed) = place_order(ws, c, ctx)?;
+    let order = ws.orders.get(&id).ok_or(CommandError::OrderNotFound)?;
+    Ok(Outcome::Placed {
+        id,
+        status: order.status,
+        total: crate::money::Money {
+            amount_minor: order.pricing.total_minor,
+            currency: order.pricing.currency,
+        },
+        replayed,
+    })
+}
+
 /// Places an order (or finds the one an idempotent retry or a channel re-send
 /// names) and settles what is known at intake: a payment the channel captured,
 /// or cash on delivery. Returns the order's id (the order is in `ws`) and whether

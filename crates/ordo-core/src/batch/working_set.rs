@@ -169,7 +169,7 @@ impl LoadRequest {
 
     fn add(&mut self, cmd: &Command) {
         let claim = match cmd {
-            Command::PlaceOrder(c) => self.add_place(c),
+            Command::PlaceOrder(c) | Command::ImportOrder(c) => self.add_place(c),
             Command::IntakeChannelOrder(c) => {
                 self.shops.insert(c.shop);
                 self.channel_orders
