@@ -81,7 +81,7 @@ pub struct ReviewRules {
     #[serde(default)]
     pub flagged_address_words: Vec<String>,
     /// Hold the first order of a buyer new to the shop when its total is above this
-    /// (switched on, it counts the orders placed before: `limits::seed`).
+    /// (buyers are counted from when the rule is switched on).
     #[serde(default)]
     pub new_buyer_above_minor: Option<i64>,
     /// Hold an order when too many orders went to its address within a window.

@@ -73,10 +73,9 @@ pub(crate) async fn update_settings(
     found(updated)
 }
 
-/// Starts the counters of the limits and history rules `settings` adds from the
-/// orders already placed (`ordo_core::limits::seed`). Reads the shop's orders placed
-/// within the widest new window and, when only purchase limits are added, naming
-/// one of their SKUs.
+/// Starts the counters of the purchase limits `settings` adds from the orders
+/// already placed (`ordo_core::limits::seed`). Reads the shop's orders placed within
+/// the widest new window whose document names a limited SKU.
 async fn seed_purchase_limits(
     tx: &Transaction<'_>,
     id: ShopId,
@@ -93,12 +92,12 @@ async fn seed_purchase_limits(
         return Ok(());
     };
     // An empty list: every order (the rules added are not all purchase limits).
-    let needles = seeding.sku_needles().unwrap_or_default();
+    let needles = seeding.sku_needles();
     let after = seeding.placed_after.map_or(i64::MIN, Timestamp::millis);
     let stmt = tx
         .prepare_cached(
-            "SELECT id, doc FROM orders WHERE shop = $1 AND created_at > $2 AND (cardinality($3::text[]) = 0
-             OR EXISTS (SELECT 1 FROM UNNEST($3::text[]) AS n(needle) WHERE strpos(doc, n.needle) > 0))",
+            "SELECT id, doc FROM orders WHERE shop = $1 AND created_at > $2
+             AND EXISTS (SELECT 1 FROM UNNEST($3::text[]) AS n(needle) WHERE strpos(doc, n.needle) > 0)",
         )
         .await
         .map_err(db)?;

@@ -66,12 +66,11 @@ pub fn update_shop_settings(
     })
 }
 
-/// Starts the counters of the limits and history rules `settings` adds from the
-/// orders already placed (`ordo_core::limits::seed`), in the transaction that sets
-/// them: a batch decided on the old settings is written after this only if decided
-/// again (the batch epoch). Reads every order of the shop (no index has their
-/// times), parsing those placed within the widest new window and, when only
-/// purchase limits are added, naming one of their SKUs.
+/// Starts the counters of the purchase limits `settings` adds from the orders
+/// already placed (`ordo_core::limits::seed`), in the transaction that sets them:
+/// a batch decided on the old settings is written after this only if decided again
+/// (the batch epoch). Reads every order of the shop (no index has their times),
+/// parsing those placed within the widest new window that name a limited SKU.
 fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSettings, now: Timestamp) -> R<()> {
     let before: Option<String> = tx
         .query_row("SELECT settings FROM shops WHERE id = ?1", [shop.to_string()], |r| {
@@ -100,10 +99,7 @@ fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSetti
         .map_err(err)?;
     for row in rows {
         let (id, doc) = row.map_err(err)?;
-        if needles
-            .as_ref()
-            .is_none_or(|n| n.iter().any(|n| doc.contains(n.as_str())))
-        {
+        if needles.iter().any(|n| doc.contains(n.as_str())) {
             orders.push(from_json::<Order>(&doc)?);
             ids.push(id);
         }

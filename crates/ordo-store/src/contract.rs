@@ -112,9 +112,6 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("a_purchase_limit_counts_orders_placed_before_it", |s| {
         Box::pin(a_purchase_limit_counts_orders_placed_before_it(s))
     }),
-    ("history_rules_switched_on_count_earlier_orders", |s| {
-        Box::pin(history_rules_switched_on_count_earlier_orders(s))
-    }),
     ("a_limit_set_while_orders_are_placed_counts_every_one", |s| {
         Box::pin(a_limit_set_while_orders_are_placed_counts_every_one(s))
     }),
@@ -1772,28 +1769,6 @@ async fn a_purchase_limit_counts_orders_placed_before_it(store: Arc<dyn Store>) 
     );
 }
 
-/// The review rules on a buyer's history see the orders placed before they were
-/// switched on: the buyer is not new, and the address has taken orders already.
-async fn history_rules_switched_on_count_earlier_orders(store: Arc<dyn Store>) {
-    let w = World::new(&store, cny(), 100).await;
-    w.place_order(T0, 1).await;
-    w.place_order(T0.plus_secs(60), 1).await;
-    let mut settings = cny();
-    settings.review.new_buyer_above_minor = Some(1);
-    settings.review.address_orders = Some(AddressOrdersRule {
-        max_orders: 5,
-        window_secs: 86_400,
-    });
-    let on = event(Some(w.shop), w.shop, kinds::SHOP_UPDATED, T0.plus_secs(120));
-    ok(
-        "update_shop_settings",
-        store.update_shop_settings(w.shop, &settings, on).await,
-    );
-    let third = w.place_order(T0.plus_secs(180), 1).await;
-    assert_eq!(third.history.buyer_orders_before, Some(2), "two orders before the rule");
-    assert_eq!(third.history.address_orders_in_window, Some(3));
-}
-
 /// A limit set while a buyer's orders are being placed counts every one of them:
 /// those committed before it from history, those after it as they are placed, and
 /// none decided on the old settings slips in between.
@@ -1925,6 +1900,15 @@ async fn channel_orders_are_kept_and_completed_on_resend(store: Arc<dyn Store>) 
     let (third, same, replayed) = raw_outcome(&resend.outcomes[0]);
     assert!(replayed, "a mapped order's re-send is a replay");
     assert_eq!((third.deliveries, same), (2, Some(order)));
+    // Once mapped, a re-send that would not map now (its mapping was removed) is
+    // still a replay of the order it became.
+    let gone = Unmapped {
+        code: "unknown-sku".into(),
+        reason: "variant 42 is not mapped".into(),
+    };
+    let resend = w.run(T0.plus_secs(3), vec![intake(&w, "1001", "{}", Err(gone))]).await;
+    let (fourth, same, replayed) = raw_outcome(&resend.outcomes[0]);
+    assert_eq!((fourth.status, same, replayed), (RawStatus::Mapped, Some(order), true));
     let stored = ok("get_channel_order", store.get_channel_order(w.shop, raw.id).await);
     assert_eq!(&*stored.body, "{\"id\":1001,\"v\":2}", "the body that mapped is kept");
     assert!(

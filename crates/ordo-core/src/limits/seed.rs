@@ -1,58 +1,18 @@
-//! Limits and history rules switched on in a shop that already has orders (A3, A5).
-//! A rule counts from the moment it is on, but a buyer who bought two this morning
-//! has used a "two a day" limit set at noon, a buyer with ten orders is not new, and
-//! an address that took five orders this hour has taken them. So when settings add
-//! such a rule, its counters start from the orders already placed, as if it had
-//! been on all along.
+//! Purchase limits set on a shop that already has orders (A3). A limit counts a
+//! buyer's units from the moment it is set, but a buyer who bought two this morning
+//! has used a "two a day" limit set at noon. So when settings add a limit, its
+//! counters start from the orders already placed, as if it had been set all along.
+//!
+//! The history review rules (A5) are not seeded: the new-buyer rule would have to
+//! read, and record its count on, every order the shop ever had, in the
+//! transaction that switches it on. They count from when they are on (README).
 
 use std::collections::BTreeMap;
 
-use super::{Counted, Counter, PurchaseLimit, address_fingerprint, names};
+use super::{Counted, Counter, PurchaseLimit, names};
 use crate::Timestamp;
 use crate::catalog::ShopSettings;
 use crate::order::{Order, OrderStatus};
-
-/// A rule a settings change adds, whose counters start from earlier orders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Rule<'a> {
-    /// Units of the SKU per buyer.
-    Purchases(&'a PurchaseLimit),
-    /// Each buyer's orders, ever (the new-buyer review rule).
-    BuyerOrders,
-    /// Orders to each address within the window (the address review rule).
-    AddressOrders { window_secs: i64 },
-}
-
-impl Rule<'_> {
-    fn window_secs(&self) -> Option<i64> {
-        match self {
-            Rule::Purchases(limit) => limit.window_secs,
-            Rule::BuyerOrders => None,
-            Rule::AddressOrders { window_secs } => Some(*window_secs),
-        }
-    }
-
-    /// The counter `order` adds to under this rule, and how much; as a placement
-    /// under the rule would have added (`limits::needs`, `check_limits`).
-    fn count(&self, order: &Order) -> Option<(String, i64)> {
-        match self {
-            Rule::Purchases(limit) => {
-                let units: i64 = order
-                    .lines
-                    .iter()
-                    .filter(|l| l.sku == limit.sku)
-                    .map(|l| l.quantity)
-                    .sum();
-                (units > 0).then(|| (names::purchases(&limit.sku, &order.buyer.id), units))
-            }
-            Rule::BuyerOrders => Some((names::buyer_orders(&order.buyer.id), 1)),
-            Rule::AddressOrders { .. } => order
-                .shipping_address
-                .as_ref()
-                .map(|a| (names::address_orders(address_fingerprint(a)), 1)),
-        }
-    }
-}
 
 /// What one counter counts: its first order's time, the sum, and each order's
 /// share (index, amount).
@@ -62,10 +22,10 @@ struct Tally {
     orders: Vec<(usize, i64)>,
 }
 
-/// The rules a settings change adds, and which orders they are counted from.
+/// The limits a settings change adds, and which orders they are counted from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seeding<'a> {
-    rules: Vec<Rule<'a>>,
+    limits: Vec<&'a PurchaseLimit>,
     /// Orders placed after this count (`None`: all of the shop's orders).
     pub placed_after: Option<Timestamp>,
     now: Timestamp,
@@ -80,12 +40,10 @@ pub struct Seeded {
 }
 
 /// What replacing `before` by `after` at `now` must count from earlier orders: the
-/// purchase limits on a SKU `before` did not limit, or limited over another window;
-/// the new-buyer rule if it was off; the address rule if it was off or had another
-/// window. A rule whose threshold alone changes keeps its counters. `None` when
-/// nothing is added.
+/// limits on a SKU `before` did not limit, or limited over another window. A limit
+/// whose cap alone changes keeps its counters. `None` when nothing is added.
 pub fn seeding<'a>(before: &ShopSettings, after: &'a ShopSettings, now: Timestamp) -> Option<Seeding<'a>> {
-    let mut rules: Vec<Rule<'a>> = after
+    let limits: Vec<&PurchaseLimit> = after
         .purchase_limits
         .iter()
         .filter(|l| {
@@ -94,62 +52,44 @@ pub fn seeding<'a>(before: &ShopSettings, after: &'a ShopSettings, now: Timestam
                 .iter()
                 .any(|b| b.sku == l.sku && b.window_secs == l.window_secs)
         })
-        .map(Rule::Purchases)
         .collect();
-    if before.review.new_buyer_above_minor.is_none() && after.review.new_buyer_above_minor.is_some() {
-        rules.push(Rule::BuyerOrders);
-    }
-    if let Some(rule) = after.review.address_orders
-        && before
-            .review
-            .address_orders
-            .is_none_or(|b| b.window_secs != rule.window_secs)
-    {
-        rules.push(Rule::AddressOrders {
-            window_secs: rule.window_secs,
-        });
-    }
-    if rules.is_empty() {
+    if limits.is_empty() {
         return None;
     }
-    let placed_after = rules
+    let placed_after = limits
         .iter()
-        .map(|r| r.window_secs().map(|w| now.plus_secs(-w)))
+        .map(|l| l.window_secs.map(|w| now.plus_secs(-w)))
         .min()
         .flatten();
     Some(Seeding {
-        rules,
+        limits,
         placed_after,
         now,
     })
 }
 
 impl Seeding<'_> {
-    /// When every added rule is a purchase limit: what an order's JSON document (as
-    /// serde_json writes an [`Order`]) holds if it has a line of one of their SKUs,
-    /// `"sku":"…"`, so a store may skip the other orders unread. `None`: any order
-    /// may count.
-    pub fn sku_needles(&self) -> Option<Vec<String>> {
-        self.rules
+    /// What an order's JSON document (as serde_json writes an [`Order`]) holds if it
+    /// has a line of one of the added limits' SKUs, `"sku":"…"`: a store may skip
+    /// the other orders unread.
+    pub fn sku_needles(&self) -> Vec<String> {
+        self.limits
             .iter()
-            .map(|r| match r {
-                Rule::Purchases(limit) => Some(format!("\"sku\":{}", serde_json::Value::from(limit.sku.as_str()))),
-                _ => None,
-            })
+            .map(|l| format!("\"sku\":{}", serde_json::Value::from(l.sku.as_str())))
             .collect()
     }
 
     /// Counts `orders` (the shop's orders placed after [`Seeding::placed_after`], all
-    /// that are committed; any others are ignored) for each added rule, cancelled
-    /// orders aside. Each counter's window starts at its first order within the
-    /// rule's window before now (its first ever without a window) and holds every
-    /// order since. Each order counted records it (replacing what it recorded for an
-    /// earlier setting of the rule), so cancelling or editing it gives it back, as
-    /// for an order placed under the rule.
+    /// that are committed; any others are ignored) for each added limit, cancelled
+    /// orders aside. Per buyer, the window starts at their first order of the SKU
+    /// within the last `window_secs` before now (their first ever without a window)
+    /// and holds every unit ordered since. Each order counted records it (replacing
+    /// what it recorded for an earlier setting of the limit), so cancelling or
+    /// editing it gives the units back, as for an order placed under the limit.
     pub fn seed(&self, orders: &mut [Order]) -> Seeded {
         let mut seeded = Seeded::default();
-        for rule in &self.rules {
-            let after = rule.window_secs().map(|w| self.now.plus_secs(-w));
+        for limit in &self.limits {
+            let after = limit.window_secs.map(|w| self.now.plus_secs(-w));
             let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
             for (i, order) in orders.iter().enumerate() {
                 // No upper bound: an order decided on the old settings may carry a
@@ -158,17 +98,25 @@ impl Seeding<'_> {
                 if order.status == OrderStatus::Cancelled || after.is_some_and(|t| order.created_at <= t) {
                     continue;
                 }
-                let Some((name, amount)) = rule.count(order) else {
+                let units: i64 = order
+                    .lines
+                    .iter()
+                    .filter(|l| l.sku == limit.sku)
+                    .map(|l| l.quantity)
+                    .sum();
+                if units <= 0 {
                     continue;
-                };
-                let tally = tallies.entry(name).or_insert(Tally {
-                    first: order.created_at,
-                    total: 0,
-                    orders: Vec::new(),
-                });
+                }
+                let tally = tallies
+                    .entry(names::purchases(&limit.sku, &order.buyer.id))
+                    .or_insert(Tally {
+                        first: order.created_at,
+                        total: 0,
+                        orders: Vec::new(),
+                    });
                 tally.first = tally.first.min(order.created_at);
-                tally.total += amount;
-                tally.orders.push((i, amount));
+                tally.total += units;
+                tally.orders.push((i, units));
             }
             for (name, tally) in tallies {
                 for &(i, amount) in &tally.orders {
@@ -251,7 +199,7 @@ mod tests {
         assert_eq!(seeding(&before, &same, NOW), None, "a new cap alone keeps the counters");
         let rewindowed = settings(vec![limit("TEA", Some(HOUR))]);
         let s = seeding(&before, &rewindowed, NOW).expect("a new window is counted afresh");
-        assert_eq!(s.sku_needles(), Some(vec![r#""sku":"TEA""#.to_string()]));
+        assert_eq!(s.sku_needles(), vec![r#""sku":"TEA""#.to_string()]);
         let lines_json = serde_json::to_string(&bought(1, "ann", 1, &[("TEA", 1)])).unwrap();
         assert!(
             lines_json.contains(r#""sku":"TEA""#),
@@ -355,44 +303,6 @@ mod tests {
         assert_eq!(
             names,
             vec![("coupon:SPRING", 1, Timestamp(0)), ("buy:TEA:ann", 2, first)]
-        );
-    }
-
-    #[test]
-    fn history_rules_switched_on_count_earlier_orders() {
-        let mut after = ShopSettings::new(Currency::CNY);
-        after.review.new_buyer_above_minor = Some(10_000);
-        after.review.address_orders = Some(crate::catalog::AddressOrdersRule {
-            max_orders: 3,
-            window_secs: DAY,
-        });
-        let s = seeding(&ShopSettings::new(Currency::CNY), &after, NOW).unwrap();
-        assert_eq!(s.placed_after, None, "a buyer's orders count for ever");
-        assert_eq!(s.sku_needles(), None, "every order may count");
-        let mut old = bought(1, "ann", 24 * 30, &[("TEA", 1)]);
-        old.shipping_address.as_mut().unwrap().line1 = "Elsewhere 9".into();
-        let mut orders = vec![
-            old,
-            bought(2, "ann", 5, &[("CUP", 1)]),
-            bought(3, "bob", 2, &[("TEA", 1)]),
-        ];
-        let seeded = s.seed(&mut orders);
-        let value = |name: &str| seeded.counters.iter().find(|(n, _)| n == name).map(|(_, c)| c.value);
-        assert_eq!(value("buyer-orders:ann"), Some(2));
-        assert_eq!(value("buyer-orders:bob"), Some(1));
-        let here = names::address_orders(address_fingerprint(orders[1].shipping_address.as_ref().unwrap()));
-        assert_eq!(
-            value(&here),
-            Some(2),
-            "the month-old order to another address is not counted"
-        );
-        assert_eq!(seeded.counters.len(), 3);
-        assert_eq!(orders[1].counted.len(), 2, "buyer and address");
-        let same = after.clone();
-        assert_eq!(
-            seeding(&after, &same, NOW),
-            None,
-            "rules already on keep their counters"
         );
     }
 }
