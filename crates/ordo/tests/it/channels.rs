@@ -115,6 +115,17 @@ async fn shopify_shop(app: &TestApp) -> ChannelShop {
     shop
 }
 
+/// Runs a stored channel order through mapping again, as `who`.
+async fn retry(app: &TestApp, who: &str, raw_id: &str) -> Response {
+    app.call(
+        Method::POST,
+        &format!("/api/v1/channel-orders/{raw_id}/retry"),
+        who,
+        Some(json!({})),
+    )
+    .await
+}
+
 async fn map(app: &TestApp, shop: &ChannelShop, channel: &str, mappings: Value) {
     let r = app
         .call(
@@ -385,14 +396,7 @@ async fn channel_orders_and_mappings_stay_inside_their_shop() {
         )
         .await;
     assert_eq!(r.status, 404);
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/channel-orders/{raw_id}/retry"),
-            &other.owner,
-            Some(json!({})),
-        )
-        .await;
+    let r = retry(&app, &other.owner, &raw_id).await;
     assert_eq!(r.status, 404);
     assert!(channel_orders(&app, &other.owner, "").await.is_empty());
     map(
@@ -434,14 +438,7 @@ async fn channel_orders_and_mappings_stay_inside_their_shop() {
     assert_eq!(r.status, 401);
 
     // A retry by a person completes an order once its mapping exists.
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/channel-orders/{raw_id}/retry"),
-            &shop.owner,
-            Some(json!({})),
-        )
-        .await;
+    let r = retry(&app, &shop.owner, &raw_id).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(
         r.json()["channel_order"]["status"],
@@ -460,24 +457,13 @@ async fn a_retry_after_the_mapping_answers_with_the_order_it_placed() {
         &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
     )
     .await;
+    // Unmapped: the gift-wrap line has no SKU.
     let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
     assert_eq!(r.status, 202, "{:?}", r.json());
     let raw_id = r.json()["channel_order_id"].as_str().unwrap().to_string();
-    map(
-        &app,
-        &shop,
-        "shopify",
-        json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]),
-    )
-    .await;
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/channel-orders/{raw_id}/retry"),
-            &shop.owner,
-            Some(json!({})),
-        )
-        .await;
+    let gift_wrap = json!([{ "channel_key": "variant:43012934664357", "sku": "GIFT-WRAP" }]);
+    map(&app, &shop, "shopify", gift_wrap).await;
+    let r = retry(&app, &shop.owner, &raw_id).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     let result = r.json();
     assert_eq!(result["channel_order"]["status"], "mapped");
