@@ -91,12 +91,11 @@ async fn seed_purchase_limits(
     let Some(seeding) = ordo_core::limits::seed::seeding(&before, settings, now) else {
         return Ok(());
     };
-    // An empty list: every order (the rules added are not all purchase limits).
     let needles = seeding.sku_needles();
     let after = seeding.placed_after.map_or(i64::MIN, Timestamp::millis);
     let stmt = tx
         .prepare_cached(
-            "SELECT id, doc FROM orders WHERE shop = $1 AND created_at > $2
+            "SELECT doc FROM orders WHERE shop = $1 AND created_at > $2
              AND EXISTS (SELECT 1 FROM UNNEST($3::text[]) AS n(needle) WHERE strpos(doc, n.needle) > 0)",
         )
         .await
@@ -105,7 +104,6 @@ async fn seed_purchase_limits(
         .query(&stmt, &[&id.to_string(), &after, &needles])
         .await
         .map_err(db)?;
-    let ids: Vec<String> = rows.iter().map(|r| col(r, "id")).collect::<StoreResult<_>>()?;
     let mut orders: Vec<Order> = rows.iter().map(|r| json(r, "doc")).collect::<StoreResult<_>>()?;
     let seeded = seeding.seed(&mut orders);
     let (names, values, windows): (Vec<&str>, Vec<i64>, Vec<i64>) = seeded
@@ -124,20 +122,7 @@ async fn seed_purchase_limits(
     tx.execute(&stmt, &[&id.to_string(), &names, &values, &windows])
         .await
         .map_err(db)?;
-    let changed_ids: Vec<&str> = seeded.changed.iter().map(|&i| ids[i].as_str()).collect();
-    let docs = seeded
-        .changed
-        .iter()
-        .map(|&i| to_json(&orders[i]))
-        .collect::<StoreResult<Vec<String>>>()?;
-    let stmt = tx
-        .prepare_cached(
-            "UPDATE orders SET doc = u.doc FROM UNNEST($1::text[], $2::text[]) AS u(id, doc) WHERE orders.id = u.id",
-        )
-        .await
-        .map_err(db)?;
-    tx.execute(&stmt, &[&changed_ids, &docs]).await.map_err(db)?;
-    Ok(())
+    crate::batch::update_orders(tx, &seeded.changed_orders(orders)).await
 }
 
 fn decode_shop(row: &Row) -> StoreResult<Shop> {

@@ -281,14 +281,15 @@ impl Documents {
     }
 }
 
-/// Writes `c`, whose documents are `docs`; returns the last event's seq.
-pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option<i64>, StoreError> {
+/// Rewrites stored orders: the columns lists filter on and their documents
+/// (`docs`, encoded from `orders` in the same order).
+pub(crate) fn update_orders(conn: &Connection, orders: &[Order], docs: &Texts) -> Result<(), StoreError> {
     let mut upd_order = conn
         .prepare_cached(
             "UPDATE orders SET status = ?2, payment_due_at = ?3, doc = ?4, payment_reminder_at = ?5 WHERE id = ?1",
         )
         .map_err(err)?;
-    for (o, doc) in c.updated_orders.iter().zip(docs.updated_orders.iter()) {
+    for (o, doc) in orders.iter().zip(docs.iter()) {
         upd_order
             .execute(params![
                 o.id.key(),
@@ -299,6 +300,12 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             ])
             .map_err(err)?;
     }
+    Ok(())
+}
+
+/// Writes `c`, whose documents are `docs`; returns the last event's seq.
+pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option<i64>, StoreError> {
+    update_orders(conn, &c.updated_orders, &docs.updated_orders)?;
     let mut upsert_stock = conn
         .prepare_cached(
             "INSERT INTO stock (sku, warehouse, shop, on_hand, reserved, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \

@@ -9,9 +9,9 @@ use ordo_core::limits::Counter;
 use ordo_core::order::Order;
 use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use crate::codec::{Key, err, from_json, insert_events, insert_rows, to_json};
+use crate::codec::{Key, Texts, err, from_json, insert_events, insert_rows, to_json};
 
 type R<T> = Result<T, StoreError>;
 
@@ -72,36 +72,23 @@ pub fn update_shop_settings(
 /// (the batch epoch). Reads every order of the shop (no index has their times),
 /// parsing those placed within the widest new window that name a limited SKU.
 fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSettings, now: Timestamp) -> R<()> {
-    let before: Option<String> = tx
-        .query_row("SELECT settings FROM shops WHERE id = ?1", [shop.to_string()], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(err)?;
-    let Some(before) = before else {
-        return Err(StoreError::NotFound);
-    };
-    let before: ShopSettings = from_json(&before)?;
+    let before = crate::reads::get_shop(tx, shop)?.settings;
     let Some(seeding) = ordo_core::limits::seed::seeding(&before, settings, now) else {
         return Ok(());
     };
     let needles = seeding.sku_needles();
-    let mut ids = Vec::new();
     let mut orders = Vec::new();
     let mut stmt = tx
-        .prepare("SELECT id, doc FROM orders WHERE shop = ?1 AND created_at > ?2")
+        .prepare("SELECT doc FROM orders WHERE shop = ?1 AND created_at > ?2")
         .map_err(err)?;
     let after = seeding.placed_after.map_or(i64::MIN, |t| t.0);
-    let rows = stmt
-        .query_map(params![shop.key(), after], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-        })
+    let docs = stmt
+        .query_map(params![shop.key(), after], |r| r.get::<_, String>(0))
         .map_err(err)?;
-    for row in rows {
-        let (id, doc) = row.map_err(err)?;
+    for doc in docs {
+        let doc = doc.map_err(err)?;
         if needles.iter().any(|n| doc.contains(n.as_str())) {
             orders.push(from_json::<Order>(&doc)?);
-            ids.push(id);
         }
     }
     let seeded = seeding.seed(&mut orders);
@@ -112,13 +99,8 @@ fn seed_purchase_limits(tx: &Transaction<'_>, shop: ShopId, settings: &ShopSetti
             .iter()
             .map(|(name, counter)| (shop, name.as_str(), counter)),
     )?;
-    let mut update = tx
-        .prepare_cached("UPDATE orders SET doc = ?2 WHERE id = ?1")
-        .map_err(err)?;
-    for i in seeded.changed {
-        update.execute(params![ids[i], to_json(&orders[i])?]).map_err(err)?;
-    }
-    Ok(())
+    let changed = seeded.changed_orders(orders);
+    crate::batch::update_orders(tx, &changed, &Texts::of(&changed)?)
 }
 
 /// Writes limit counters (shop, name, value), inserting those that are new.

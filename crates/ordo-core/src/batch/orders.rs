@@ -22,9 +22,6 @@ use crate::promotion::{self, PricedLine};
 use crate::{CommandError, OrderId, PaymentId, ShopId, Timestamp};
 
 pub(super) fn place(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Result<Outcome, CommandError> {
-    if let Some(replay) = idempotent_replay(ws, c.idempotency.as_ref())? {
-        return Ok(replay);
-    }
     let (id, replayed) = place_order(ws, c, ctx)?;
     let order = ws.orders.get(&id).cloned().ok_or(CommandError::OrderNotFound)?;
     Ok(Outcome::Order {
@@ -531,22 +528,6 @@ pub(super) fn give_back_counts(ws: &mut WorkingSet, order: &mut Order, which: im
             ws.counter_mut(key).give_back(&counted);
         }
     }
-}
-
-/// Returns the earlier outcome when this idempotency key was used before.
-pub(super) fn idempotent_replay(
-    ws: &WorkingSet,
-    claim: Option<&IdempotencyClaim>,
-) -> Result<Option<Outcome>, CommandError> {
-    let Some(claim) = claim else { return Ok(None) };
-    let Some(order_id) = replayed_order(ws, claim)? else {
-        return Ok(None);
-    };
-    let order = ws.orders.get(&order_id).cloned().ok_or(CommandError::OrderNotFound)?;
-    Ok(Some(Outcome::Order {
-        order: Box::new(order),
-        replayed: true,
-    }))
 }
 
 /// The order an earlier use of this idempotency key made, if it was used before.

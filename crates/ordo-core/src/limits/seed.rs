@@ -39,6 +39,19 @@ pub struct Seeded {
     pub changed: Vec<usize>,
 }
 
+impl Seeded {
+    /// Of the orders given to [`Seeding::seed`], those it changed, for the store to
+    /// write back.
+    pub fn changed_orders(&self, orders: Vec<Order>) -> Vec<Order> {
+        let mut changed = self.changed.iter().copied().peekable();
+        orders
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, order)| changed.next_if_eq(&i).map(|_| order))
+            .collect()
+    }
+}
+
 /// What replacing `before` by `after` at `now` must count from earlier orders: the
 /// limits on a SKU `before` did not limit, or limited over another window. A limit
 /// whose cap alone changes keeps its counters. `None` when nothing is added.

@@ -11,6 +11,7 @@ mod load;
 mod persist;
 
 pub(crate) use load::{SHOP_SETTINGS_LOCKS, shop_lock_key};
+pub(crate) use persist::update_orders;
 
 use deadpool_postgres::Client;
 use ordo_core::batch::LoadRequest;

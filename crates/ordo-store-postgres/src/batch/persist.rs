@@ -106,7 +106,8 @@ async fn insert_orders(tx: &Transaction<'_>, orders: &[Order]) -> StoreResult<()
     Ok(())
 }
 
-async fn update_orders(tx: &Transaction<'_>, orders: &[Order]) -> StoreResult<()> {
+/// Rewrites stored orders: the columns lists filter on and their documents.
+pub(crate) async fn update_orders(tx: &Transaction<'_>, orders: &[Order]) -> StoreResult<()> {
     if orders.is_empty() {
         return Ok(());
     }
