@@ -65,6 +65,11 @@ pub struct BenchArgs {
     /// HTTP connections posting webhooks in the intake scenario.
     #[arg(long, default_value_t = 128)]
     pub intake_connections: usize,
+    /// Offer the intake scenario's webhooks at this many per second, as buyers' orders
+    /// arrive, whatever the answers' pace (latency then counts from each webhook's
+    /// scheduled time); 0 posts them back to back on every connection.
+    #[arg(long, default_value_t = 0.0)]
+    pub intake_rate: f64,
     /// CSV rows (one-line orders) in the import scenario.
     #[arg(long, default_value_t = 200_000)]
     pub import_rows: usize,
@@ -175,7 +180,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if wants(Scenario::Intake) {
         report.insert(
             "e_shopify_intake_http_sqlite".into(),
-            intake(&sqlite("e.db"), args.intake_orders, args.intake_connections).await?,
+            intake(&sqlite("e.db"), &args).await?,
         );
     }
     if wants(Scenario::Import) {
@@ -469,11 +474,12 @@ async fn load(
 ) -> Result<Value> {
     let deadline = Instant::now() + duration;
     let counter = Arc::new(AtomicU64::new(0));
+    let generator = load_generator()?;
     let mut tasks = Vec::new();
     for c in 0..connections {
         let (f, counter) = (f.clone(), counter.clone());
         let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r.max(1.0)));
-        tasks.push(tokio::spawn(async move {
+        tasks.push(generator.spawn(async move {
             let mut conn = match Conn::open(addr).await {
                 Ok(c) => c,
                 Err(_) => return (Vec::new(), 1u64),
@@ -513,6 +519,7 @@ async fn load(
         errors += e;
     }
     let secs = started.elapsed().as_secs_f64().max(duration.as_secs_f64());
+    generator.shutdown_background();
     lat.sort_unstable();
     Ok(json!({
         "connections": connections, "target_rate": rate, "orders": lat.len(), "errors": errors, "seconds": secs,
@@ -520,15 +527,28 @@ async fn load(
     }))
 }
 
+/// The load generator's own runtime, one thread: the server's runtime serves only
+/// the server, as it would with the clients on other machines.
+fn load_generator() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ordo-bench-load")
+        .enable_all()
+        .build()?)
+}
+
 /// Shopify's documented `orders/create` payload (three lines, paid, US address).
 const SHOPIFY_PAID: &str = include_str!("../../ordo-channels/tests/fixtures/shopify-order-paid.json");
 const SHOPIFY_SECRET: &str = "bench-shopify-app-secret-0123456789";
 
-/// Shopify webhooks over HTTP: `orders` distinct paid orders, each signed like Shopify
-/// signs them, posted by `connections` keep-alive connections. The server verifies every
+/// Shopify webhooks over HTTP: `--intake-orders` distinct paid orders, each signed like
+/// Shopify signs them, posted by `--intake-connections` keep-alive connections, back to
+/// back or at `--intake-rate` a second. The server verifies every
 /// signature, parses the body, maps the lines and durably stores the raw order with the
 /// order, its captured payment and events before answering 201.
-async fn intake(database: &str, orders: usize, connections: usize) -> Result<Value> {
+async fn intake(database: &str, args: &BenchArgs) -> Result<Value> {
+    let (orders, connections) = (args.intake_orders, args.intake_connections);
+    let rate = (args.intake_rate > 0.0).then_some(args.intake_rate);
     let store = crate::open_store(database, Durability::Full).await?;
     let engine = bench_engine(store, 1024);
     let admin = Principal::PlatformAdmin;
@@ -599,11 +619,12 @@ async fn intake(database: &str, orders: usize, connections: usize) -> Result<Val
     let requests = Arc::new(requests);
 
     let next = Arc::new(AtomicU64::new(0));
+    let generator = load_generator()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections.max(1) {
         let (requests, next) = (requests.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(generator.spawn(async move {
             let mut lat = Vec::new();
             let mut errors: Vec<String> = Vec::new();
             let mut conn = match RawConn::open(addr).await {
@@ -615,7 +636,16 @@ async fn intake(database: &str, orders: usize, connections: usize) -> Result<Val
                 let Some(request) = requests.get(n) else {
                     return (lat, errors);
                 };
-                let t = Instant::now();
+                // Open loop: a webhook late because every connection was busy counts
+                // its wait too.
+                let t = match rate {
+                    Some(r) => {
+                        let due = started + Duration::from_secs_f64(n as f64 / r);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 match conn.roundtrip(request).await {
                     Ok((201, _)) => lat.push(t.elapsed().as_micros() as u64),
                     Ok((status, body)) => errors.push(format!("{status}: {}", String::from_utf8_lossy(&body))),
@@ -638,6 +668,7 @@ async fn intake(database: &str, orders: usize, connections: usize) -> Result<Val
         errors.extend(e);
     }
     let secs = started.elapsed().as_secs_f64();
+    generator.shutdown_background();
     lat.sort_unstable();
     for e in errors.iter().take(5) {
         eprintln!("intake: not 201: {e}");
@@ -645,6 +676,7 @@ async fn intake(database: &str, orders: usize, connections: usize) -> Result<Val
     Ok(json!({
         "channel": "shopify", "orders": orders, "created_201": lat.len(), "errors": errors.len(),
         "error_samples": errors.iter().take(5).collect::<Vec<_>>(), "connections": connections,
+        "offered_per_sec": rate,
         "body_bytes": body_bytes, "mean_batch": mean_batch(&engine), "seconds": secs,
         "orders_per_sec": (lat.len() as f64 / secs).round(),
         "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99),
