@@ -187,7 +187,7 @@ pub(crate) fn audit_event(
         shop: Some(shop),
         subject: subject.to_string(),
         kind,
-        payload,
+        payload: payload.into(),
         actor: ordo_core::auth::Actor::of(who),
         at,
     }

@@ -412,7 +412,7 @@ async fn delivered_codes_are_listed_when_a_code_source_is_given() {
         shop: Some(shop),
         subject: order.id.to_string(),
         kind: kinds::ORDER_CODES_DELIVERED,
-        payload: serde_json::json!({ "codes": 2 }),
+        payload: serde_json::json!({ "codes": 2 }).into(),
         actor: Actor::system("codes"),
         at: w.clock.now(),
     };

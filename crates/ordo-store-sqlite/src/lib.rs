@@ -587,7 +587,7 @@ mod tests {
             shop: None,
             subject: format!("test_{n}"),
             kind: "test.happened",
-            payload: serde_json::json!({ "n": n }),
+            payload: serde_json::json!({ "n": n }).into(),
             actor: Actor::system("test"),
             at: Timestamp(n),
         }

@@ -30,7 +30,7 @@ use ordo_core::batch::{
 };
 use ordo_core::catalog::{AddressOrdersRule, Product, ProductKind, Shop, ShopSettings, Warehouse};
 use ordo_core::channel::{RawChannelOrder, RawStatus, SkuMapping, Unmapped};
-use ordo_core::event::{NewEvent, kinds};
+use ordo_core::event::{EventPayload, NewEvent, kinds};
 use ordo_core::inventory::LedgerReason;
 use ordo_core::limits::PurchaseLimit;
 use ordo_core::order::{Address, Buyer, CancelReason, Order, OrderStatus};
@@ -190,7 +190,7 @@ fn event(shop: Option<ShopId>, subject: impl ToString, kind: &'static str, at: T
     let subject = subject.to_string();
     NewEvent {
         shop,
-        payload: format!("{kind} {subject}").into(),
+        payload: EventPayload::of(&format!("{kind} {subject}")),
         subject,
         kind,
         actor: actor(),
@@ -1392,7 +1392,7 @@ async fn events_are_scoped_and_ordered(store: Arc<dyn Store>) {
             shop: e.shop,
             subject: e.subject.clone(),
             kind: kinds::STOCK_CHANGED,
-            payload: e.payload.clone(),
+            payload: e.payload.clone().into(),
             actor: e.actor.clone(),
             at: e.at,
         })

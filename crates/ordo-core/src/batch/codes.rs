@@ -92,7 +92,7 @@ pub(super) fn deliver(ws: &mut WorkingSet, order: &mut Order, actor: &Actor, now
         shop: Some(order.shop),
         subject: order.id.to_string(),
         kind: kinds::ORDER_CODES_DELIVERED,
-        payload: json!({ "codes": delivered }),
+        payload: json!({ "codes": delivered }).into(),
         actor: actor.clone(),
         at: now,
     });
@@ -112,7 +112,7 @@ fn raise_low(
         shop: Some(order.shop),
         subject: sku_id.to_string(),
         kind: kinds::CODE_POOL_LOW,
-        payload: json!({ "sku": sku, "remaining": remaining }),
+        payload: json!({ "sku": sku, "remaining": remaining }).into(),
         actor: actor.clone(),
         at: now,
     });

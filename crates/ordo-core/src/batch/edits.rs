@@ -314,7 +314,7 @@ fn expire_pending(ws: &mut WorkingSet, order: &Order, actor: &crate::auth::Actor
         shop: Some(order.shop),
         subject: id.to_string(),
         kind: kinds::PAYMENT_EXPIRED,
-        payload: json!({ "order": order.id, "reason": "order edited" }),
+        payload: json!({ "order": order.id, "reason": "order edited" }).into(),
         actor: actor.clone(),
         at: now,
     });

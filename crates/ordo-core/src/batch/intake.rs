@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::{ChannelIntake, Context, EditOrder, Outcome, WorkingSet};
 use crate::channel::{ChannelPayment, RawChannelOrder, RawStatus};
-use crate::event::{NewEvent, kinds};
+use crate::event::payloads::Received;
+use crate::event::{EventPayload, NewEvent, kinds};
 use crate::order::{CancelReason, OrderEvent, OrderStatus, transition};
 use crate::payment::PaymentNotice;
 use crate::{ChannelOrderId, CommandError, OrderId};
@@ -53,7 +54,7 @@ fn tell_a_person(
         shop: Some(c.shop),
         subject: raw.id.to_string(),
         kind,
-        payload,
+        payload: payload.into(),
         actor: c.actor.clone(),
         at: ctx.now,
     });
@@ -235,9 +236,13 @@ pub(super) fn intake(ws: &mut WorkingSet, c: &ChannelIntake, ctx: &mut Context<'
         shop: Some(c.shop),
         subject: raw.id.to_string(),
         kind,
-        payload: json!({
-            "channel": raw.channel, "external_id": raw.external_id, "order": raw.order,
-            "reason_code": raw.reason_code, "reason": raw.reason, "deliveries": raw.deliveries,
+        payload: EventPayload::of(&Received {
+            channel: &raw.channel,
+            deliveries: raw.deliveries,
+            external_id: &raw.external_id,
+            order: raw.order,
+            reason: raw.reason.as_deref(),
+            reason_code: raw.reason_code.as_deref(),
         }),
         actor: c.actor.clone(),
         at: now,

@@ -11,6 +11,8 @@ use crate::allocation::{Demand, allocate};
 use crate::auth::Actor;
 use crate::catalog::{ProductKind, ShopSettings};
 use crate::channel::{CASH_ON_DELIVERY, ChannelPayment, ChannelTerms};
+use crate::event::EventPayload;
+use crate::event::payloads::Placed;
 use crate::event::{NewEvent, kinds};
 use crate::inventory::{LedgerEntry, Movement, StockKey, StockLevel};
 use crate::limits::{self, Counted, CounterKey, HistoryFacts, Need, Rule};
@@ -364,13 +366,13 @@ fn place_new(ws: &mut WorkingSet, c: &PlaceOrder, ctx: &mut Context<'_>) -> Resu
         shop: Some(shop),
         subject: id.to_string(),
         kind: kinds::ORDER_PLACED,
-        payload: json!({
-            "channel": order.channel,
-            "external_id": order.external_id,
-            "total_minor": pricing.total_minor,
-            "currency": pricing.currency,
-            "lines": order.lines.len(),
-            "payment_due_at": order.payment_due_at,
+        payload: EventPayload::of(&Placed {
+            channel: &order.channel,
+            currency: pricing.currency,
+            external_id: order.external_id.as_deref(),
+            lines: order.lines.len(),
+            payment_due_at: order.payment_due_at,
+            total_minor: pricing.total_minor,
         }),
         actor: c.by.actor.clone(),
         at: now,
@@ -639,7 +641,7 @@ pub(super) fn emit_order(
     ws: &mut WorkingSet,
     order: &Order,
     kind: &'static str,
-    payload: serde_json::Value,
+    payload: impl Into<EventPayload>,
     actor: &Actor,
     now: Timestamp,
 ) {
@@ -647,7 +649,7 @@ pub(super) fn emit_order(
         shop: Some(order.shop),
         subject: order.id.to_string(),
         kind,
-        payload,
+        payload: payload.into(),
         actor: actor.clone(),
         at: now,
     });
@@ -776,7 +778,7 @@ pub(super) fn cancel(
                 shop: Some(order.shop),
                 subject: pid.to_string(),
                 kind: kinds::PAYMENT_EXPIRED,
-                payload: json!({ "order": order.id }),
+                payload: json!({ "order": order.id }).into(),
                 actor: actor.clone(),
                 at: now,
             });

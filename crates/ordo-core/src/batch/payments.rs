@@ -5,7 +5,8 @@ use super::orders::{cancel, remember, scoped, store_order};
 use super::{By, Context, NoticeRecord, Outcome, PaymentResult, RefundRequest, WorkingSet};
 use crate::auth::Actor;
 use crate::catalog::review;
-use crate::event::{NewEvent, kinds};
+use crate::event::payloads::{Auto, Captured, Paid};
+use crate::event::{EventPayload, NewEvent, kinds};
 use crate::order::{CancelReason, Order, OrderEvent, OrderStatus};
 use crate::payment::{AmountCheck, Payment, PaymentEvent, PaymentNotice, PaymentStatus, Refund, check_amount};
 use crate::{CommandError, OrderId, PaymentId, RefundId};
@@ -117,7 +118,9 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
                     &order,
                     order.id,
                     kinds::ORDER_PAID,
-                    json!({ "total_minor": order.pricing.total_minor }),
+                    EventPayload::of(&Paid {
+                        total_minor: order.pricing.total_minor,
+                    }),
                     &actor,
                     now,
                 );
@@ -266,7 +269,7 @@ fn emit(
     order: &Order,
     subject: impl ToString,
     kind: &'static str,
-    payload: serde_json::Value,
+    payload: impl Into<EventPayload>,
     actor: &Actor,
     now: crate::Timestamp,
 ) {
@@ -274,7 +277,7 @@ fn emit(
         shop: Some(order.shop),
         subject: subject.to_string(),
         kind,
-        payload,
+        payload: payload.into(),
         actor: actor.clone(),
         at: now,
     });
@@ -288,7 +291,13 @@ fn emit_capture(
     actor: &Actor,
     now: crate::Timestamp,
 ) {
-    let payload = json!({ "order": order.id, "gateway": n.gateway, "transaction_id": n.transaction_id, "amount_minor": n.amount_minor, "currency": n.currency });
+    let payload = EventPayload::of(&Captured {
+        amount_minor: n.amount_minor,
+        currency: n.currency,
+        gateway: &n.gateway,
+        order: order.id,
+        transaction_id: &n.transaction_id,
+    });
     emit(ws, order, pid, kinds::PAYMENT_CAPTURED, payload, actor, now);
 }
 
@@ -369,7 +378,7 @@ fn auto_review(
             order,
             order.id,
             kinds::ORDER_APPROVED,
-            json!({ "auto": true }),
+            EventPayload::of(&Auto { auto: true }),
             actor,
             now,
         );

@@ -62,7 +62,8 @@ pub(super) fn adjust(ws: &mut WorkingSet, a: &AdjustStock, ctx: &mut Context<'_>
         payload: json!({
             "sku": a.sku, "warehouse": a.warehouse, "delta": delta,
             "on_hand": level.on_hand, "reserved": level.reserved, "available": level.available(), "note": a.note,
-        }),
+        })
+        .into(),
         actor: a.by.actor.clone(),
         at: now,
     });
