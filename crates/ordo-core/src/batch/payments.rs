@@ -352,7 +352,7 @@ pub(super) fn after_payment(
                 order,
                 order.id,
                 kinds::ORDER_DELIVERED,
-                json!({ "auto": true }),
+                EventPayload::of(&Auto { auto: true }),
                 actor,
                 now,
             );
