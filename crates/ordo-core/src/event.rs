@@ -29,12 +29,13 @@ pub struct NewEvent {
 pub struct EventPayload(Box<serde_json::value::RawValue>);
 
 impl EventPayload {
-    /// `value` as JSON. Payloads are plain data, which serde_json always writes (it
-    /// fails only on maps with non-string keys); such a value would become `null`.
+    /// `value` as JSON. Writing fails only where a `Serialize` impl fails (a map with
+    /// non-string keys, a custom error); payloads are plain data, which never does.
+    /// Such a payload would be `null`, and fails the tests' debug builds loudly.
     pub fn of<T: Serialize + ?Sized>(value: &T) -> EventPayload {
-        EventPayload(
-            serde_json::value::to_raw_value(value).unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
-        )
+        let written = serde_json::value::to_raw_value(value);
+        debug_assert!(written.is_ok(), "an event payload could not be written: {written:?}");
+        EventPayload(written.unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,8 +60,8 @@ impl PartialEq for EventPayload {
     }
 }
 
-/// The payloads of the events every placed and paid order appends, written from
-/// these structs (fields in the order a JSON map of them had: by name).
+/// The payloads of the events that taking in, placing and paying an order append,
+/// written from these structs (fields in the order a JSON map of them had: by name).
 pub(crate) mod payloads {
     use serde::Serialize;
 

@@ -66,8 +66,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 128)]
     pub intake_connections: usize,
     /// Offer the intake scenario's webhooks at this many per second, as buyers' orders
-    /// arrive, whatever the answers' pace (latency then counts from each webhook's
-    /// scheduled time); 0 posts them back to back on every connection.
+    /// arrive (latency then counts from each webhook's scheduled time: one that finds
+    /// every connection busy waits, and its wait counts); 0 posts them back to back on
+    /// every connection.
     #[arg(long, default_value_t = 0.0)]
     pub intake_rate: f64,
     /// CSV rows (one-line orders) in the import scenario.
@@ -513,13 +514,11 @@ async fn load(
     let started = Instant::now();
     let mut lat = Vec::new();
     let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await?;
+    for (l, e) in finish(generator, tasks).await? {
         lat.extend(l);
         errors += e;
     }
     let secs = started.elapsed().as_secs_f64().max(duration.as_secs_f64());
-    generator.shutdown_background();
     lat.sort_unstable();
     Ok(json!({
         "connections": connections, "target_rate": rate, "orders": lat.len(), "errors": errors, "seconds": secs,
@@ -535,6 +534,18 @@ fn load_generator() -> Result<tokio::runtime::Runtime> {
         .thread_name("ordo-bench-load")
         .enable_all()
         .build()?)
+}
+
+/// Awaits every task, then stops the generator's runtime (dropping it inside async
+/// code would panic), and only then reports a task that failed.
+async fn finish<T>(generator: tokio::runtime::Runtime, tasks: Vec<tokio::task::JoinHandle<T>>) -> Result<Vec<T>> {
+    let mut done = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        done.push(t.await);
+    }
+    generator.shutdown_background();
+    let done: std::result::Result<Vec<T>, tokio::task::JoinError> = done.into_iter().collect();
+    Ok(done?)
 }
 
 /// Shopify's documented `orders/create` payload (three lines, paid, US address).
@@ -620,14 +631,20 @@ async fn intake(database: &str, args: &BenchArgs) -> Result<Value> {
 
     let next = Arc::new(AtomicU64::new(0));
     let generator = load_generator()?;
-    let started = Instant::now();
+    // The clock starts once every connection is open, so the first webhooks of an
+    // open-loop run are not late by the time it took to connect.
+    let connected = Arc::new(tokio::sync::Barrier::new(connections.max(1)));
+    let start = Arc::new(std::sync::OnceLock::<Instant>::new());
     let mut tasks = Vec::new();
     for _ in 0..connections.max(1) {
-        let (requests, next) = (requests.clone(), next.clone());
+        let (requests, next, connected, start) = (requests.clone(), next.clone(), connected.clone(), start.clone());
         tasks.push(generator.spawn(async move {
             let mut lat = Vec::new();
             let mut errors: Vec<String> = Vec::new();
-            let mut conn = match RawConn::open(addr).await {
+            let opened = RawConn::open(addr).await;
+            connected.wait().await;
+            let started = *start.get_or_init(Instant::now);
+            let mut conn = match opened {
                 Ok(c) => c,
                 Err(e) => return (lat, vec![format!("connect: {e}")]),
             };
@@ -662,13 +679,12 @@ async fn intake(database: &str, args: &BenchArgs) -> Result<Value> {
     }
     let mut lat = Vec::with_capacity(orders);
     let mut errors = Vec::new();
-    for t in tasks {
-        let (l, e) = t.await?;
+    let results = finish(generator, tasks).await?;
+    let secs = start.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
+    for (l, e) in results {
         lat.extend(l);
         errors.extend(e);
     }
-    let secs = started.elapsed().as_secs_f64();
-    generator.shutdown_background();
     lat.sort_unstable();
     for e in errors.iter().take(5) {
         eprintln!("intake: not 201: {e}");
