@@ -1,6 +1,6 @@
 //! Shops, API keys, gateway secrets and request idempotency outside batches.
 
-use deadpool_postgres::{Client, Transaction};
+use deadpool_postgres::{Client, GenericClient, Transaction};
 use ordo_core::auth::Role;
 use ordo_core::batch::IdempotencyRecord;
 use ordo_core::catalog::{Shop, ShopSettings};
@@ -9,7 +9,7 @@ use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError, StoreResult};
 use tokio_postgres::Row;
 
-use crate::batch::{SHOP_SETTINGS_LOCKS, shop_lock_key};
+use crate::batch::hold_shop_settings;
 use crate::codec::{col, json, named, parsed, to_json};
 use crate::error::{corrupt, db};
 
@@ -31,7 +31,7 @@ pub(crate) async fn insert(tx: &Transaction<'_>, shop: &Shop) -> StoreResult<()>
     Ok(())
 }
 
-pub(crate) async fn get(client: &Client, id: ShopId) -> StoreResult<Shop> {
+pub(crate) async fn get(client: &impl GenericClient, id: ShopId) -> StoreResult<Shop> {
     let sql = format!("SELECT {SHOP_COLUMNS} FROM shops WHERE id = $1");
     let stmt = client.prepare_cached(&sql).await.map_err(db)?;
     let row = client.query_opt(&stmt, &[&id.to_string()]).await.map_err(db)?;
@@ -54,13 +54,7 @@ pub(crate) async fn update_settings(
     settings: &ShopSettings,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock($1, $2)")
-        .await
-        .map_err(db)?;
-    tx.execute(&lock, &[&SHOP_SETTINGS_LOCKS, &shop_lock_key(id)])
-        .await
-        .map_err(db)?;
+    hold_shop_settings(tx, id).await?;
     seed_purchase_limits(tx, id, settings, now).await?;
     let stmt = tx
         .prepare_cached("UPDATE shops SET settings = $2 WHERE id = $1")
@@ -82,12 +76,7 @@ async fn seed_purchase_limits(
     settings: &ShopSettings,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let stmt = tx
-        .prepare_cached("SELECT settings FROM shops WHERE id = $1")
-        .await
-        .map_err(db)?;
-    let row = tx.query_opt(&stmt, &[&id.to_string()]).await.map_err(db)?;
-    let before: ShopSettings = json(&row.ok_or(StoreError::NotFound)?, "settings")?;
+    let before = get(tx, id).await?.settings;
     let Some(seeding) = ordo_core::limits::seed::seeding(&before, settings, now) else {
         return Ok(());
     };

@@ -180,16 +180,27 @@ async fn lock_channel_refs<'a>(tx: &Transaction<'_>, refs: impl Iterator<Item = 
 /// shared, taken before any other lock; a settings change holds it alone
 /// (`shops::update_settings`). So no batch decides on settings older than a change
 /// and commits after it: the orders a new purchase limit counts from are all there.
-pub(crate) const SHOP_SETTINGS_LOCKS: i32 = 0x6f72_6473;
+const SHOP_SETTINGS_LOCKS: i32 = 0x6f72_6473;
 
 /// A shop's key in [`SHOP_SETTINGS_LOCKS`].
-pub(crate) fn shop_lock_key(shop: ShopId) -> i32 {
+fn shop_lock_key(shop: ShopId) -> i32 {
     lock_key(&[shop.to_string().as_bytes()])
 }
 
 async fn share_shop_settings(tx: &Transaction<'_>, shops: &BTreeSet<ShopId>) -> StoreResult<()> {
     let keys = shops.iter().map(|s| shop_lock_key(*s)).collect();
     take_locks(tx, "pg_advisory_xact_lock_shared", SHOP_SETTINGS_LOCKS, keys).await
+}
+
+/// A shop's settings lock, alone: for a change of its settings.
+pub(crate) async fn hold_shop_settings(tx: &Transaction<'_>, shop: ShopId) -> StoreResult<()> {
+    take_locks(
+        tx,
+        "pg_advisory_xact_lock",
+        SHOP_SETTINGS_LOCKS,
+        vec![shop_lock_key(shop)],
+    )
+    .await
 }
 
 /// A two-key advisory lock's second key for `parts`. FNV-1a: stable across

@@ -10,7 +10,7 @@
 mod load;
 mod persist;
 
-pub(crate) use load::{SHOP_SETTINGS_LOCKS, shop_lock_key};
+pub(crate) use load::hold_shop_settings;
 pub(crate) use persist::update_orders;
 
 use deadpool_postgres::Client;

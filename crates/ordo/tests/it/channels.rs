@@ -95,16 +95,22 @@ async fn deliver(app: &TestApp, channel: &str, shop: &str, body: &str, secret: &
     .expect("request")
 }
 
-/// A USD shop selling the Shopify fixture's SKUs, its gift-wrap line (no seller
-/// SKU) mapped by variant.
-async fn shopify_shop(app: &TestApp) -> ChannelShop {
-    let shop = channel_shop(
+/// A USD shop selling the Shopify fixture's SKUs, no mapping yet: the fixture's
+/// gift-wrap line (no seller SKU) leaves its orders unmapped.
+async fn shopify_shop_unmapped(app: &TestApp) -> ChannelShop {
+    channel_shop(
         app,
         "USD",
         "shopify",
         &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
     )
-    .await;
+    .await
+}
+
+/// A USD shop selling the Shopify fixture's SKUs, its gift-wrap line (no seller
+/// SKU) mapped by variant.
+async fn shopify_shop(app: &TestApp) -> ChannelShop {
+    let shop = shopify_shop_unmapped(app).await;
     map(
         app,
         &shop,
@@ -162,13 +168,7 @@ async fn channel_orders(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_shopify_order_waits_for_its_mapping_then_completes_on_resend() {
     let app = spawn_app().await;
-    let shop = channel_shop(
-        &app,
-        "USD",
-        "shopify",
-        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
-    )
-    .await;
+    let shop = shopify_shop_unmapped(&app).await;
 
     // The gift-wrap line has no SKU: the order is kept, unmapped, with the reason.
     let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
@@ -450,13 +450,7 @@ async fn channel_orders_and_mappings_stay_inside_their_shop() {
 #[tokio::test]
 async fn a_retry_after_the_mapping_answers_with_the_order_it_placed() {
     let app = spawn_app().await;
-    let shop = channel_shop(
-        &app,
-        "USD",
-        "shopify",
-        &["SWTR-MER-M-NVY", "CUP-CELADON-01", "GIFT-WRAP"],
-    )
-    .await;
+    let shop = shopify_shop_unmapped(&app).await;
     // Unmapped: the gift-wrap line has no SKU.
     let r = deliver(&app, "shopify", &shop.id, SHOPIFY_PAID, SECRET).await;
     assert_eq!(r.status, 202, "{:?}", r.json());
