@@ -254,7 +254,8 @@ impl SqliteStore {
 
 /// The highest event sequence number written so far (0 when there is none).
 fn last_event_seq(conn: &Connection) -> i64 {
-    conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .unwrap_or(0)
 }
 
@@ -281,6 +282,10 @@ fn open_connection(path: &Path, durability: Durability) -> StoreResult<Connectio
          PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(codec::err)?;
+    // A fixed plan per statement: without it, a cached statement whose plan looked at
+    // a bound value is compiled again after every rebind.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(codec::err)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
