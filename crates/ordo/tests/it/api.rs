@@ -776,6 +776,53 @@ async fn a_csv_import_reports_every_row_and_importing_it_again_creates_nothing()
 }
 
 #[tokio::test]
+async fn an_imported_order_takes_its_rows_from_anywhere_in_the_file() {
+    let app = spawn_app().await;
+    let shop = app.shop("s").await;
+    // N-1's rows stand apart and its last one is rejected: it is still one order, of its
+    // two valid rows, placed once.
+    let csv = "external_id,buyer_id,recipient,phone,province,city,district,line1,sku,quantity\n\
+               N-1,b1,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,A,2\n\
+               N-2,b2,李四,13912345678,浙江,杭州,西湖区,文三路 2 号,A,1\n\
+               N-1,b1,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,B,1\n\
+               N-3,b3,王五,13712345678,上海,上海,浦东新区,世纪大道 3 号,B,1\n\
+               N-1,b1,张三,13812345678,广东省,深圳市,南山区,科技园路 1 号,A,many\n";
+    let report = import(&app, &shop.owner, csv).await.json();
+    assert_eq!(
+        (
+            report["rows"].as_u64(),
+            report["orders_created"].as_u64(),
+            report["rows_rejected"].as_u64()
+        ),
+        (Some(5), Some(3), Some(1)),
+        "{report}"
+    );
+    let results = report["results"].as_array().unwrap();
+    let lines: Vec<u64> = results.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [2, 3, 4, 5, 6], "one result per row, in file order");
+    assert_eq!(results[0]["order_id"], results[2]["order_id"]);
+    assert_eq!(results[4]["error_code"], "invalid-row");
+    let order = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/orders/{}", results[0]["order_id"].as_str().unwrap()),
+            &shop.owner,
+            None,
+        )
+        .await
+        .json();
+    let skus: Vec<&str> = order["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["A", "B"], "{order}");
+    assert_eq!(app.stock(&shop.owner, "A").await["reserved"], 3);
+    assert_eq!(app.stock(&shop.owner, "B").await["reserved"], 2);
+}
+
+#[tokio::test]
 async fn a_large_import_creates_every_order_whole() {
     // Enough orders that the writer's batches are big (their documents are then
     // encoded on a second thread): every order must come back whole.
