@@ -37,7 +37,8 @@ pub enum RowStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RowResult {
-    /// 1-based line number in the file (the header is line 1).
+    /// 1-based line in the file, counting the header as line 1 (strictly, the
+    /// record's number: a quoted field spanning lines counts once).
     pub line: usize,
     pub external_id: Option<String>,
     pub status: RowStatus,
@@ -56,6 +57,20 @@ pub struct ImportReport {
     pub results: Vec<RowResult>,
 }
 
+/// What became of a row the import read: rejected as it was read, or placed (or
+/// refused) with the other rows of its order.
+enum RowOutcome {
+    Rejected(RowResult),
+    Placed(PlacedOrder),
+}
+
+struct PlacedOrder {
+    external_id: String,
+    lines: Vec<usize>,
+    /// The order's id and whether it had been imported before.
+    outcome: EngineResult<(ordo_core::OrderId, bool)>,
+}
+
 fn reject(line: usize, external_id: Option<String>, code: &str, error: String) -> RowResult {
     RowResult {
         line,
@@ -68,8 +83,10 @@ fn reject(line: usize, external_id: Option<String>, code: &str, error: String) -
 }
 
 impl Engine {
-    /// Imports orders from CSV text for `shop` on `channel` (default `csv`).
-    /// `progress(done, total)` is called as orders complete.
+    /// Imports orders from CSV text for `shop` on `channel` (default `csv`), each
+    /// placed as soon as its last row is read. `progress(done, total)` is called as
+    /// orders complete; `total` is the first pass's count of external ids, and the
+    /// last call has `done == total`.
     pub async fn import_orders(
         &self,
         who: &Principal,
@@ -86,27 +103,27 @@ impl Engine {
         let mut results = Vec::new();
         let mut done = 0;
         let mut report = ImportReport::default();
-        let mut placed = futures_util::stream::iter(OrderRows::new(csv_text, channel, last_lines))
+        let mut outcomes = futures_util::stream::iter(OrderRows::new(csv_text, channel, last_lines))
             .map(|parsed| async move {
                 match parsed {
-                    Parsed::Rejected(row) => Err(row),
-                    Parsed::Order(order) => Ok(self.place_one(who, shop, order).await),
+                    Parsed::Rejected(row) => RowOutcome::Rejected(row),
+                    Parsed::Order(order) => RowOutcome::Placed(self.place_one(who, shop, *order).await),
                 }
             })
             .buffered(WINDOW);
-        while let Some(placed) = placed.next().await {
-            let (external_id, lines, outcome) = match placed {
-                Ok(placed) => placed,
-                Err(rejected) => {
-                    results.push(rejected);
+        while let Some(outcome) = outcomes.next().await {
+            let placed = match outcome {
+                RowOutcome::Placed(placed) => placed,
+                RowOutcome::Rejected(row) => {
+                    results.push(row);
                     continue;
                 }
             };
-            for line in lines {
-                results.push(match &outcome {
+            for &line in &placed.lines {
+                results.push(match &placed.outcome {
                     Ok((order_id, replayed)) => RowResult {
                         line,
-                        external_id: Some(external_id.clone()),
+                        external_id: Some(placed.external_id.clone()),
                         status: if *replayed {
                             RowStatus::Duplicate
                         } else {
@@ -116,20 +133,21 @@ impl Engine {
                         error_code: None,
                         error: None,
                     },
-                    Err(e) => reject(line, Some(external_id.clone()), error_code(e), e.to_string()),
+                    Err(e) => reject(line, Some(placed.external_id.clone()), error_code(e), e.to_string()),
                 });
             }
-            match &outcome {
+            match &placed.outcome {
                 Ok((_, true)) => report.orders_duplicate += 1,
                 Ok((_, false)) => report.orders_created += 1,
                 Err(_) => {}
             }
             done += 1;
             if done % PROGRESS_EVERY == 0 || done == total {
-                progress(done, total);
+                progress(done, total.max(done));
             }
         }
-        // An external id whose every row was rejected was counted but placed nothing.
+        // An external id whose every row was rejected was counted but placed nothing;
+        // two sharing a hash were counted once.
         if done != total {
             progress(done, done);
         }
@@ -143,18 +161,13 @@ impl Engine {
 
 impl Engine {
     /// Places one imported order and, if it was paid elsewhere, records that payment.
-    async fn place_one(
-        &self,
-        who: &Principal,
-        shop: ShopId,
-        imported: Box<ImportedOrder>,
-    ) -> (String, Vec<usize>, EngineResult<(ordo_core::OrderId, bool)>) {
+    async fn place_one(&self, who: &Principal, shop: ShopId, imported: ImportedOrder) -> PlacedOrder {
         let ImportedOrder {
             external_id,
             lines,
             order,
             paid_reference,
-        } = *imported;
+        } = imported;
         let mut outcome = self.place_imported_order(who, shop, order).await;
         if let (Ok((id, status, total, _)), Some(reference)) = (&outcome, paid_reference)
             && *status == ordo_core::order::OrderStatus::PendingPayment
@@ -162,7 +175,11 @@ impl Engine {
         {
             outcome = Err(e);
         }
-        (external_id, lines, outcome.map(|(id, _, _, replayed)| (id, replayed)))
+        PlacedOrder {
+            external_id,
+            lines,
+            outcome: outcome.map(|(id, _, _, replayed)| (id, replayed)),
+        }
     }
 
     /// Captures an imported order's full total as paid under `reference` (gateway

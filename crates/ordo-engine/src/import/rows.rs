@@ -57,19 +57,22 @@ fn cn() -> String {
     "CN".into()
 }
 
-/// Both passes read the file alike: every field trimmed, as `Trim::All` does.
-fn reader(csv_text: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(csv_text)
+/// The one reader setting both passes share, so they count the same records and
+/// give each the same line; the second pass adds only `Trim::All`.
+fn csv_reader() -> csv::ReaderBuilder {
+    csv::ReaderBuilder::new()
 }
 
-/// 1-based line of the `i`-th record (the header is line 1).
+/// 1-based line of the `i`-th record, counting the header as line 1 (the file's
+/// line unless a quoted field spans lines).
 fn line_of(i: usize) -> usize {
     i + 2
 }
 
-/// The first pass: the line on which each external id is seen last.
-pub struct LastLines {
-    hasher: RandomState,
+/// The first pass: the line on which each external id is seen last. The hasher
+/// is a parameter so tests can make every id collide.
+pub struct LastLines<S = RandomState> {
+    hasher: S,
     by_id: HashMap<u64, usize>,
 }
 
@@ -77,15 +80,24 @@ impl LastLines {
     /// Reads the file once, only the `external_id` column; fails if it has more
     /// than [`IMPORT_ROWS_MAX`] rows, before anything is placed.
     pub fn scan(csv_text: &[u8]) -> EngineResult<LastLines> {
-        // Untrimmed here, the one column is trimmed by hand: trimming whole records
-        // made this pass three times slower.
-        let mut reader = csv::ReaderBuilder::new().from_reader(csv_text);
+        LastLines::scan_with(csv_text, RandomState::new())
+    }
+}
+
+impl<S: BuildHasher> LastLines<S> {
+    pub fn scan_with(csv_text: &[u8], hasher: S) -> EngineResult<LastLines<S>> {
+        // Untrimmed here, the one column is trimmed by hand with `str::trim`, as
+        // `Trim::All` trims string records: trimming whole records made this pass
+        // three times slower.
+        let mut reader = csv_reader().from_reader(csv_text);
+        // Headers that are not UTF-8 make the second pass match columns by position,
+        // so no column is taken for the id then: every order waits for the end.
         let column = reader
-            .byte_headers()
+            .headers()
             .ok()
-            .and_then(|h| h.iter().position(|name| trimmed(name) == Some("external_id")));
+            .and_then(|h| h.iter().position(|name| name.trim() == "external_id"));
         let mut last = LastLines {
-            hasher: RandomState::new(),
+            hasher,
             by_id: HashMap::new(),
         };
         let mut record = csv::ByteRecord::new();
@@ -114,7 +126,7 @@ impl LastLines {
     }
 
     /// How many orders the file names (distinct external ids, as far as the hash
-    /// tells them apart).
+    /// tells them apart: an estimate for progress).
     pub fn orders(&self) -> usize {
         self.by_id.len()
     }
@@ -136,6 +148,7 @@ pub struct ImportedOrder {
     pub paid_reference: Option<String>,
 }
 
+/// What the second pass hands on: a row it could not read, or a whole order.
 pub enum Parsed {
     Rejected(RowResult),
     Order(Box<ImportedOrder>),
@@ -143,11 +156,11 @@ pub enum Parsed {
 
 /// The second pass, as an iterator: rejected rows as they are read, each order once
 /// its last row is read, and at the end of the file any order still held back.
-pub struct OrderRows<'a> {
+pub struct OrderRows<'a, S = RandomState> {
     records: csv::DeserializeRecordsIntoIter<&'a [u8], Row>,
     channel: &'a str,
-    last: LastLines,
-    next: usize,
+    last: LastLines<S>,
+    records_read: usize,
     /// Orders whose last row is still to come, by external id.
     open: HashMap<String, ImportedOrder>,
     /// Orders held back to the end of the file, in the order of their first line.
@@ -155,13 +168,16 @@ pub struct OrderRows<'a> {
     read_all: bool,
 }
 
-impl<'a> OrderRows<'a> {
-    pub fn new(csv_text: &'a [u8], channel: &'a str, last: LastLines) -> OrderRows<'a> {
+impl<'a, S: BuildHasher> OrderRows<'a, S> {
+    pub fn new(csv_text: &'a [u8], channel: &'a str, last: LastLines<S>) -> OrderRows<'a, S> {
         OrderRows {
-            records: reader(csv_text).into_deserialize(),
+            records: csv_reader()
+                .trim(csv::Trim::All)
+                .from_reader(csv_text)
+                .into_deserialize(),
             channel,
             last,
-            next: 0,
+            records_read: 0,
             open: HashMap::new(),
             rest: VecDeque::new(),
             read_all: false,
@@ -169,7 +185,7 @@ impl<'a> OrderRows<'a> {
     }
 
     /// Takes in one row; returns what it completes, if anything.
-    fn take(&mut self, line: usize, record: csv::Result<Row>) -> Option<Parsed> {
+    fn add_row(&mut self, line: usize, record: csv::Result<Row>) -> Option<Parsed> {
         let mut row = match record {
             Ok(row) if !row.external_id.is_empty() => row,
             Ok(_) => {
@@ -194,10 +210,10 @@ impl<'a> OrderRows<'a> {
             if open.paid_reference.is_none() {
                 open.paid_reference = paid_reference;
             }
-            return is_last
-                .then(|| self.open.remove(&row.external_id))
-                .flatten()
-                .map(|o| Parsed::Order(Box::new(o)));
+            if !is_last {
+                return None;
+            }
+            return self.open.remove(&row.external_id).map(|o| Parsed::Order(Box::new(o)));
         }
         let external_id = row.external_id.clone();
         let order = ImportedOrder {
@@ -243,7 +259,7 @@ fn new_order(channel: &str, row: Row, line: LineRequest) -> NewOrder {
     }
 }
 
-impl Iterator for OrderRows<'_> {
+impl<S: BuildHasher> Iterator for OrderRows<'_, S> {
     type Item = Parsed;
 
     fn next(&mut self) -> Option<Parsed> {
@@ -255,9 +271,9 @@ impl Iterator for OrderRows<'_> {
                 self.rest = rest.into();
                 break;
             };
-            let line = line_of(self.next);
-            self.next += 1;
-            if let Some(parsed) = self.take(line, record) {
+            let line = line_of(self.records_read);
+            self.records_read += 1;
+            if let Some(parsed) = self.add_row(line, record) {
                 return Some(parsed);
             }
         }
@@ -271,14 +287,40 @@ mod tests {
 
     const HEADER: &str = "external_id,buyer_id,recipient,phone,province,city,line1,sku,quantity\n";
 
+    /// Every id hashes alike: each order is held back to the end of the file.
+    #[derive(Clone, Default)]
+    struct Colliding;
+
+    impl BuildHasher for Colliding {
+        type Hasher = ConstantHasher;
+        fn build_hasher(&self) -> ConstantHasher {
+            ConstantHasher
+        }
+    }
+
+    struct ConstantHasher;
+
+    impl std::hash::Hasher for ConstantHasher {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    fn describe(parsed: Parsed) -> String {
+        match parsed {
+            Parsed::Rejected(r) => format!("rejected {}", r.line),
+            Parsed::Order(o) => format!("{} {:?} {}", o.external_id, o.lines, o.order.lines.len()),
+        }
+    }
+
+    fn read_bytes<S: BuildHasher>(csv: &[u8], hasher: S) -> Vec<String> {
+        let last = LastLines::scan_with(csv, hasher).unwrap();
+        OrderRows::new(csv, "csv", last).map(describe).collect()
+    }
+
     fn read(csv: &str) -> Vec<String> {
-        let last = LastLines::scan(csv.as_bytes()).unwrap();
-        OrderRows::new(csv.as_bytes(), "csv", last)
-            .map(|p| match p {
-                Parsed::Rejected(r) => format!("rejected {}", r.line),
-                Parsed::Order(o) => format!("{} {:?} {}", o.external_id, o.lines, o.order.lines.len()),
-            })
-            .collect()
+        read_bytes(csv.as_bytes(), RandomState::new())
     }
 
     fn row(id: &str, quantity: &str) -> String {
@@ -302,6 +344,30 @@ mod tests {
     fn an_order_whose_last_row_is_rejected_comes_at_the_end_of_the_file() {
         let csv = [HEADER.to_string(), row("X", "1"), row("X", "many"), row("Y", "1")].concat();
         assert_eq!(read(&csv), ["rejected 3", "Y [4] 1", "X [2] 1"]);
+    }
+
+    #[test]
+    fn ids_that_share_a_hash_wait_for_the_end_of_the_file_and_are_still_whole() {
+        let csv = [HEADER.to_string(), row("X", "1"), row("Y", "1"), row("X", "2")].concat();
+        assert_eq!(read_bytes(csv.as_bytes(), Colliding), ["X [2, 4] 2", "Y [3] 1"]);
+    }
+
+    #[test]
+    fn malformed_records_count_as_rows_in_both_passes() {
+        // A record with a field too few, one that is not UTF-8 (outside the id), and a
+        // quoted field spanning two lines, each before the last row of X. X coming
+        // before Z shows both passes put X's last row on the same line.
+        let mut csv = [HEADER.to_string(), row("X", "1"), "Y,b,张三\n".into()]
+            .concat()
+            .into_bytes();
+        csv.extend_from_slice(b"W,b,\xff,13812345678,x,x,x,A,1\n");
+        csv.extend_from_slice("V,b,张三,13812345678,上海,上海,\"世纪大道\n1 号\",A,1\n".as_bytes());
+        csv.extend_from_slice(row("X", "2").as_bytes());
+        csv.extend_from_slice(row("Z", "1").as_bytes());
+        assert_eq!(
+            read_bytes(&csv, RandomState::new()),
+            ["rejected 3", "rejected 4", "V [5] 1", "X [2, 6] 2", "Z [7] 1"]
+        );
     }
 
     #[test]
