@@ -43,8 +43,12 @@ impl Writer {
             let mut queue = rx.lock().await;
             // Holding the queue, so no other writer collects a batch meanwhile: the
             // batch is taken only when the store can start it, and so takes all
-            // that arrived while the last one ran.
-            self.store.wait_until_idle().await;
+            // that arrived while the last one ran. A full batch already queued has
+            // nothing to gather: it is taken at once, so the store finds it waiting
+            // when it is done with the last one (a bulk import's case).
+            if queue.len() < self.batch_max {
+                self.store.wait_until_idle().await;
+            }
             let taken = queue.recv_many(&mut batch, self.batch_max).await;
             drop(queue);
             if taken == 0 {
