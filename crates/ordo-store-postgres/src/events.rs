@@ -6,7 +6,7 @@ use ordo_core::{EventSeq, ShopId};
 use ordo_store::StoreResult;
 use tokio_postgres::Row;
 
-use crate::codec::{col, json, limit, parsed_opt, to_json};
+use crate::codec::{col, json, limit, parsed_opt};
 use crate::error::db;
 
 /// Advisory lock key ("ordoevts") serialising event appends. Held from the insert
@@ -41,10 +41,7 @@ pub(crate) async fn append(tx: &Transaction<'_>, events: &[NewEvent]) -> StoreRe
     let shops: Vec<Option<String>> = events.iter().map(|e| e.shop.map(|s| s.to_string())).collect();
     let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let payloads = events
-        .iter()
-        .map(|e| to_json(&e.payload))
-        .collect::<StoreResult<Vec<_>>>()?;
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
     let actors: Vec<&str> = events.iter().map(|e| e.actor.0.as_str()).collect();
     let ats: Vec<i64> = events.iter().map(|e| e.at.millis()).collect();
 

@@ -15,7 +15,7 @@ use ordo_store::StoreError;
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::codec::{Key, Texts, err, from_json, insert_encoded_events, insert_rows, parse, to_json};
+use crate::codec::{Key, Texts, err, from_json, insert_events, insert_rows, parse, to_json};
 use crate::overlay::Overlay;
 
 pub fn load(conn: &Connection, req: &LoadRequest, overlay: Option<&Overlay<'_>>) -> Result<WorkingSet, StoreError> {
@@ -260,7 +260,6 @@ pub struct Documents {
     updated_payments: Texts,
     refunds: Texts,
     channel_orders: Vec<(String, Value)>,
-    events: Texts,
 }
 
 impl Documents {
@@ -276,7 +275,6 @@ impl Documents {
                 .iter()
                 .map(|r| Ok((to_json(r)?, crate::channels::encode_body(&r.body))))
                 .collect::<Result<_, StoreError>>()?,
-            events: Texts::of(c.events.iter().map(|e| &e.payload))?,
         })
     }
 }
@@ -414,5 +412,5 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             b.put(doc)
         },
     )?;
-    insert_encoded_events(conn, &c.events, &docs.events)
+    insert_events(conn, &c.events)
 }

@@ -164,33 +164,23 @@ pub fn insert_rows<T>(
     Ok(())
 }
 
-/// Appends events; SQLite's single writer makes `seq` commit-ordered.
+/// Appends events; SQLite's single writer makes `seq` commit-ordered. Each payload
+/// is bound as the JSON text it already is.
 pub fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<Option<i64>, StoreError> {
-    let payloads = Texts::of(events.iter().map(|e| &e.payload))?;
-    insert_encoded_events(conn, events, &payloads)
-}
-
-/// [`insert_events`] with each event's payload already encoded, in order.
-pub fn insert_encoded_events(
-    conn: &Connection,
-    events: &[NewEvent],
-    payloads: &Texts,
-) -> Result<Option<i64>, StoreError> {
     if events.is_empty() {
         return Ok(None);
     }
-    let rows: Vec<(&NewEvent, ToSqlOutput<'_>)> = events.iter().zip(payloads.iter()).collect();
     insert_rows(
         conn,
         "events (shop, subject, kind, payload, actor, at)",
         6,
         "",
-        &rows,
-        |b, (e, payload)| {
+        events,
+        |b, e| {
             b.put(e.shop.map(|s| s.key()))?;
             b.put(&e.subject)?;
             b.put(e.kind)?;
-            b.put(payload)?;
+            b.put(e.payload.as_str())?;
             b.put(&e.actor.0)?;
             b.put(e.at.0)
         },

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::WorkingSet;
+use super::orders::{emit_about, emit_order};
 use crate::auth::Actor;
-use crate::event::{NewEvent, kinds};
+use crate::event::kinds;
 use crate::limits::{CounterKey, names};
 use crate::order::Order;
 use crate::{ProductId, Timestamp};
@@ -88,14 +89,14 @@ pub(super) fn deliver(ws: &mut WorkingSet, order: &mut Order, actor: &Actor, now
             }
         }
     }
-    ws.emit(NewEvent {
-        shop: Some(order.shop),
-        subject: order.id.to_string(),
-        kind: kinds::ORDER_CODES_DELIVERED,
-        payload: json!({ "codes": delivered }).into(),
-        actor: actor.clone(),
-        at: now,
-    });
+    emit_order(
+        ws,
+        order,
+        kinds::ORDER_CODES_DELIVERED,
+        json!({ "codes": delivered }),
+        actor,
+        now,
+    );
     Delivery::Delivered
 }
 
@@ -108,12 +109,6 @@ fn raise_low(
     actor: &Actor,
     now: Timestamp,
 ) {
-    ws.emit(NewEvent {
-        shop: Some(order.shop),
-        subject: sku_id.to_string(),
-        kind: kinds::CODE_POOL_LOW,
-        payload: json!({ "sku": sku, "remaining": remaining }).into(),
-        actor: actor.clone(),
-        at: now,
-    });
+    let payload = json!({ "sku": sku, "remaining": remaining });
+    emit_about(ws, order, sku_id, kinds::CODE_POOL_LOW, payload, actor, now);
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::orders::{QuoteAt, give_back_counts, held_stock_of, move_stock, quote, release_all, store_order};
+use super::orders::{
+    QuoteAt, emit_about, give_back_counts, held_stock_of, move_stock, quote, release_all, store_order,
+};
 use super::payments::{new_pending_payment, refund_captured};
 use super::{Context, EditOrder, Outcome, PlaceOrder, WorkingSet};
 use crate::CommandError;
 use crate::channel;
-use crate::event::NewEvent;
 use crate::event::kinds;
 use crate::inventory::StockKey;
 use crate::limits::{Counted, CounterKey, names};
@@ -310,12 +311,6 @@ fn expire_pending(ws: &mut WorkingSet, order: &Order, actor: &crate::auth::Actor
         .expect("pending payments can expire");
     let id = p.id;
     ws.touch_payment(order.id, id);
-    ws.emit(NewEvent {
-        shop: Some(order.shop),
-        subject: id.to_string(),
-        kind: kinds::PAYMENT_EXPIRED,
-        payload: json!({ "order": order.id, "reason": "order edited" }).into(),
-        actor: actor.clone(),
-        at: now,
-    });
+    let payload = json!({ "order": order.id, "reason": "order edited" });
+    emit_about(ws, order, id, kinds::PAYMENT_EXPIRED, payload, actor, now);
 }

@@ -645,9 +645,23 @@ pub(super) fn emit_order(
     actor: &Actor,
     now: Timestamp,
 ) {
+    emit_about(ws, order, order.id, kind, payload, actor, now);
+}
+
+/// An event of `order`'s shop about `subject` (the order itself, or one of its
+/// payments or refunds).
+pub(super) fn emit_about(
+    ws: &mut WorkingSet,
+    order: &Order,
+    subject: impl ToString,
+    kind: &'static str,
+    payload: impl Into<EventPayload>,
+    actor: &Actor,
+    now: Timestamp,
+) {
     ws.emit(NewEvent {
         shop: Some(order.shop),
-        subject: order.id.to_string(),
+        subject: subject.to_string(),
         kind,
         payload: payload.into(),
         actor: actor.clone(),
@@ -774,14 +788,15 @@ pub(super) fn cancel(
         }
         for pid in expired {
             ws.touch_payment(order.id, pid);
-            ws.emit(NewEvent {
-                shop: Some(order.shop),
-                subject: pid.to_string(),
-                kind: kinds::PAYMENT_EXPIRED,
-                payload: json!({ "order": order.id }).into(),
-                actor: actor.clone(),
-                at: now,
-            });
+            emit_about(
+                ws,
+                order,
+                pid,
+                kinds::PAYMENT_EXPIRED,
+                json!({ "order": order.id }),
+                actor,
+                now,
+            );
         }
     }
     emit_order(

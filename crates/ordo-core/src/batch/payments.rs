@@ -1,12 +1,12 @@
 use serde_json::json;
 
 use super::codes::Delivery;
-use super::orders::{cancel, remember, scoped, store_order};
+use super::orders::{cancel, emit_about, remember, scoped, store_order};
 use super::{By, Context, NoticeRecord, Outcome, PaymentResult, RefundRequest, WorkingSet};
 use crate::auth::Actor;
 use crate::catalog::review;
 use crate::event::payloads::{Auto, Captured, Paid};
-use crate::event::{EventPayload, NewEvent, kinds};
+use crate::event::{EventPayload, kinds};
 use crate::order::{CancelReason, Order, OrderEvent, OrderStatus};
 use crate::payment::{AmountCheck, Payment, PaymentEvent, PaymentNotice, PaymentStatus, Refund, check_amount};
 use crate::{CommandError, OrderId, PaymentId, RefundId};
@@ -55,7 +55,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
             p.transaction_id = Some(n.transaction_id.clone());
             let (pid, expected, currency) = (p.id, p.expected_minor, p.currency);
             ws.touch_payment(n.order, pid);
-            emit(
+            emit_about(
                 ws,
                 &order,
                 pid,
@@ -94,7 +94,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
             let why = mismatch_text(check, &order, n);
             order.payment_exception = Some(why.clone());
             let payload = json!({ "check": check, "detail": why });
-            emit(
+            emit_about(
                 ws,
                 &order,
                 order.id,
@@ -113,7 +113,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
             let check = capture_pending(ws, &mut order, i, n, &actor, now)?;
             if check == AmountCheck::Exact {
                 order.apply(OrderEvent::PaymentCaptured, now)?;
-                emit(
+                emit_about(
                     ws,
                     &order,
                     order.id,
@@ -130,7 +130,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
                 order.apply(OrderEvent::PaymentMismatched, now)?;
                 let why = mismatch_text(check, &order, n);
                 order.payment_exception = Some(why.clone());
-                emit(
+                emit_about(
                     ws,
                     &order,
                     order.id,
@@ -163,7 +163,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
             order.updated_at = now;
             order.version += 1;
             emit_capture(ws, &order, pid, n, &actor, now);
-            emit(
+            emit_about(
                 ws,
                 &order,
                 order.id,
@@ -264,25 +264,6 @@ fn mismatch_text(check: AmountCheck, order: &Order, n: &PaymentNotice) -> String
     }
 }
 
-fn emit(
-    ws: &mut WorkingSet,
-    order: &Order,
-    subject: impl ToString,
-    kind: &'static str,
-    payload: impl Into<EventPayload>,
-    actor: &Actor,
-    now: crate::Timestamp,
-) {
-    ws.emit(NewEvent {
-        shop: Some(order.shop),
-        subject: subject.to_string(),
-        kind,
-        payload: payload.into(),
-        actor: actor.clone(),
-        at: now,
-    });
-}
-
 fn emit_capture(
     ws: &mut WorkingSet,
     order: &Order,
@@ -298,7 +279,7 @@ fn emit_capture(
         order: order.id,
         transaction_id: &n.transaction_id,
     });
-    emit(ws, order, pid, kinds::PAYMENT_CAPTURED, payload, actor, now);
+    emit_about(ws, order, pid, kinds::PAYMENT_CAPTURED, payload, actor, now);
 }
 
 /// Cash on delivery: the order proceeds to review and fulfilment unpaid; its
@@ -313,7 +294,7 @@ pub(super) fn accept_cash_on_delivery(
     order.apply(OrderEvent::CashOnDeliveryAccepted, now)?;
     order.payment_due_at = None;
     order.payment_reminder_at = None;
-    emit(
+    emit_about(
         ws,
         &order,
         order.id,
@@ -342,12 +323,12 @@ pub(super) fn after_payment(
             let reason = format!("code pool of SKU {sku} has {available} code(s), {needed} needed");
             order.hold_reason = Some(reason.clone());
             let payload = json!({ "reasons": [reason], "code": "code-pool-short", "auto": true });
-            emit(ws, order, order.id, kinds::ORDER_HELD, payload, actor, now);
+            emit_about(ws, order, order.id, kinds::ORDER_HELD, payload, actor, now);
             Ok(())
         }
         Delivery::Delivered if order.lines.iter().all(|l| l.digital) => {
             order.apply(OrderEvent::CodesDelivered, now)?;
-            emit(
+            emit_about(
                 ws,
                 order,
                 order.id,
@@ -373,7 +354,7 @@ fn auto_review(
     let reasons = review(settings, order);
     if reasons.is_empty() {
         order.apply(OrderEvent::Approve, now)?;
-        emit(
+        emit_about(
             ws,
             order,
             order.id,
@@ -385,7 +366,7 @@ fn auto_review(
     } else {
         order.apply(OrderEvent::Hold, now)?;
         order.hold_reason = Some(reasons.join("; "));
-        emit(
+        emit_about(
             ws,
             order,
             order.id,
@@ -416,7 +397,7 @@ pub(super) fn resolve_exception(
     if accept && flag_only {
         let detail = order.payment_exception.take();
         order.touch(now);
-        emit(
+        emit_about(
             ws,
             &order,
             order.id,
@@ -428,7 +409,7 @@ pub(super) fn resolve_exception(
     } else if accept {
         order.apply(OrderEvent::PaymentAccepted, now)?;
         order.payment_exception = None;
-        emit(
+        emit_about(
             ws,
             &order,
             order.id,
@@ -614,7 +595,7 @@ fn record_refunds(
             "order": order.id, "payment": refund.payment, "amount_minor": refund.amount_minor,
             "currency": refund.currency, "reason": reason,
         });
-        emit(ws, order, refund.id, kinds::REFUND_CREATED, payload, actor, now);
+        emit_about(ws, order, refund.id, kinds::REFUND_CREATED, payload, actor, now);
         ws.record_refund(refund);
     }
     ids
