@@ -347,11 +347,12 @@ async fn placement(store: DynStore, batch_max: usize, orders: usize, concurrency
     let backend = store.backend();
     let f = Arc::new(fixture(store, batch_max, 100, 1_000_000_000).await?);
     let next = Arc::new(AtomicU64::new(0));
+    let generator = load_generator()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
         let (f, next) = (f.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(generator.spawn(async move {
             let mut lat = Vec::new();
             let mut failed = 0u64;
             loop {
@@ -374,8 +375,7 @@ async fn placement(store: DynStore, batch_max: usize, orders: usize, concurrency
     }
     let mut lat = Vec::with_capacity(orders);
     let mut failed = 0;
-    for t in tasks {
-        let (l, fl) = t.await?;
+    for (l, fl) in finish(generator, tasks).await? {
         lat.extend(l);
         failed += fl;
     }
@@ -400,11 +400,12 @@ async fn flash_sale(
     let f = Arc::new(fixture(store, batch_max, 1, units).await?);
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
+    let generator = load_generator()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
         let (f, next, ok) = (f.clone(), next.clone(), ok.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(generator.spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed) as usize;
                 if n >= attempts {
@@ -421,9 +422,7 @@ async fn flash_sale(
             }
         }));
     }
-    for t in tasks {
-        t.await?;
-    }
+    finish(generator, tasks).await?;
     let secs = started.elapsed().as_secs_f64();
     let (_, levels) = f
         .engine

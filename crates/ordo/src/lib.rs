@@ -77,6 +77,33 @@ pub async fn start(opts: ServerOptions, clock: Arc<dyn Clock>) -> anyhow_like::R
     Ok(Running { addr, engine, server })
 }
 
+/// The request runtime's worker threads when none are asked for: one core fewer than
+/// the machine has (at least one). The store commits on threads of its own (on
+/// SQLite the decider and the writer, every request's serial path); with a worker
+/// on every core too, they and the workers crowd the same cores and hand work across
+/// more of them. On this project's 2-core machine one worker took Shopify intake
+/// ~10 % further (BENCHMARKS.md, eleventh pass).
+pub fn default_worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .max(1)
+}
+
+/// The multi-threaded tokio runtime the server (and every command) runs on;
+/// `workers` 0 means [`default_worker_threads`].
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = match workers {
+        0 => default_worker_threads(),
+        n => n,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
+
 pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }

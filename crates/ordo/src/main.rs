@@ -21,6 +21,10 @@ use ordo_store_sqlite::Durability;
     propagate_version = true
 )]
 struct Cli {
+    /// Threads serving requests (tokio workers); 0 means one fewer than the machine's
+    /// cores, leaving a core to the store's commit threads.
+    #[arg(long, global = true, env = "ORDO_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -41,8 +45,8 @@ enum Cmd {
         /// Most commands per group commit; 1 turns batching off.
         #[arg(long, env = "ORDO_BATCH_MAX", default_value_t = 1024)]
         batch_max: usize,
-        /// Group commits in flight at once; 0 lets the store choose (2 on both: on SQLite one
-        /// commits while the other's fsync runs; on PostgreSQL their transactions overlap).
+        /// Group commits in flight at once; 0 lets the store choose (on SQLite 3: one is decided
+        /// while one is written and one fsynced; on PostgreSQL 2, whose transactions overlap).
         #[arg(long, env = "ORDO_WRITERS", default_value_t = 0)]
         writers: usize,
         /// Requests per second each API key may sustain (0 = unlimited); bursts up to 2.5× that.
@@ -168,8 +172,7 @@ fn durability(s: &str) -> Result<Durability> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // ORDO_LOG: `info` (default), `debug` (every batch and request), or per target, e.g. `ordo_engine=debug`.
     let filter: tracing_subscriber::filter::Targets = std::env::var("ORDO_LOG")
         .ok()
@@ -186,7 +189,12 @@ async fn main() -> ExitCode {
         )
         .with(filter)
         .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    let result = match ordo::runtime(cli.worker_threads) {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => Err(format!("cannot start the runtime: {e}").into()),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ordo: {e}");
