@@ -96,7 +96,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let mut report = serde_json::Map::new();
     report.insert(
         "machine".into(),
-        json!({ "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }),
+        json!({
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "server_worker_threads": tokio::runtime::Handle::current().metrics().num_workers(),
+        }),
     );
 
     // ORDO_BENCH_KEEP=1 leaves the databases behind, to look at what a run wrote.
