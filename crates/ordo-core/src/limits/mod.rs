@@ -242,18 +242,33 @@ pub fn address_fingerprint(a: &Address) -> u64 {
         &a.line1,
         a.line2.as_deref().unwrap_or(""),
     ];
+    let mut feed = |c: char| {
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
     for part in parts {
-        for c in part.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase) {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                hash ^= u64::from(b);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
+        for c in part.chars().filter(|c| !c.is_whitespace()) {
+            // The same as `char::to_lowercase` (the fingerprints are stored), without its
+            // table search for the characters most addresses are made of.
+            if c.is_ascii() {
+                feed(c.to_ascii_lowercase());
+            } else if is_cjk_ideograph(c) {
+                feed(c);
+            } else {
+                c.to_lowercase().for_each(&mut feed);
             }
         }
-        hash ^= 0x1f;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        feed('\u{1f}');
     }
     hash
+}
+
+/// CJK Unified Ideographs (the basic block): letters without case.
+fn is_cjk_ideograph(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c)
 }
 
 /// Facts about an order's history, taken when it was placed, for the review rules.
@@ -301,6 +316,45 @@ mod tests {
             address_fingerprint(&addr("Room 5", "张三")),
             address_fingerprint(&addr("Room 6", "张三"))
         );
+    }
+
+    /// The fingerprint as first written, which stored fingerprints were made with.
+    fn fingerprint_by_lowercase(a: &Address) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let parts = [
+            a.country.as_str(),
+            &a.province,
+            &a.city,
+            a.district.as_deref().unwrap_or(""),
+            &a.line1,
+            a.line2.as_deref().unwrap_or(""),
+        ];
+        for part in parts {
+            for c in part.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase) {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    hash ^= u64::from(b);
+                    hash = hash.wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            hash ^= 0x1f;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fingerprint_matches_the_lowercase_definition(
+            line1 in "\\PC{0,24}",
+            line2 in proptest::option::of("[A-Za-zÀ-ÿΑ-ωА-я一-鿿 ,İẞ]{0,16}"),
+            city in "[一-鿿A-Za-z ]{0,8}",
+        ) {
+            let mut a = addr(&line1, "张三");
+            a.line2 = line2;
+            a.city = city;
+            proptest::prop_assert_eq!(address_fingerprint(&a), fingerprint_by_lowercase(&a));
+        }
     }
 
     #[test]
