@@ -234,14 +234,6 @@ pub fn needs(
 pub fn address_fingerprint(a: &Address) -> u64 {
     // FNV-1a: stable across builds and platforms (std's hasher is not).
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts = [
-        a.country.as_str(),
-        &a.province,
-        &a.city,
-        a.district.as_deref().unwrap_or(""),
-        &a.line1,
-        a.line2.as_deref().unwrap_or(""),
-    ];
     let mut feed = |c: char| {
         let mut buf = [0u8; 4];
         for b in c.encode_utf8(&mut buf).bytes() {
@@ -249,7 +241,7 @@ pub fn address_fingerprint(a: &Address) -> u64 {
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
     };
-    for part in parts {
+    for part in fingerprint_parts(a) {
         for c in part.chars().filter(|c| !c.is_whitespace()) {
             // The same as `char::to_lowercase` (the fingerprints are stored), without its
             // table search for the characters most addresses are made of.
@@ -264,6 +256,18 @@ pub fn address_fingerprint(a: &Address) -> u64 {
         feed('\u{1f}');
     }
     hash
+}
+
+/// The fields an address fingerprint is made of, in order.
+fn fingerprint_parts(a: &Address) -> [&str; 6] {
+    [
+        a.country.as_str(),
+        &a.province,
+        &a.city,
+        a.district.as_deref().unwrap_or(""),
+        &a.line1,
+        a.line2.as_deref().unwrap_or(""),
+    ]
 }
 
 /// CJK Unified Ideographs (the basic block): letters without case.
@@ -321,15 +325,7 @@ mod tests {
     /// The fingerprint as first written, which stored fingerprints were made with.
     fn fingerprint_by_lowercase(a: &Address) -> u64 {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let parts = [
-            a.country.as_str(),
-            &a.province,
-            &a.city,
-            a.district.as_deref().unwrap_or(""),
-            &a.line1,
-            a.line2.as_deref().unwrap_or(""),
-        ];
-        for part in parts {
+        for part in fingerprint_parts(a) {
             for c in part.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase) {
                 let mut buf = [0u8; 4];
                 for b in c.encode_utf8(&mut buf).bytes() {
