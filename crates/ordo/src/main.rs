@@ -21,9 +21,16 @@ use ordo_store_sqlite::Durability;
     propagate_version = true
 )]
 struct Cli {
-    /// Threads serving requests (tokio workers); 0 means one fewer than the machine's
-    /// cores, leaving a core to the store's commit threads.
-    #[arg(long, global = true, env = "ORDO_WORKER_THREADS", default_value_t = 0)]
+    /// Worker threads of the async runtime that serves requests and runs imports (at most
+    /// 1024); 0 means one fewer than the machine's cores, leaving a core to the store's
+    /// commit threads.
+    #[arg(
+        long,
+        global = true,
+        env = "ORDO_WORKER_THREADS",
+        default_value_t = 0,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1024)
+    )]
     worker_threads: usize,
     #[command(subcommand)]
     command: Cmd,
