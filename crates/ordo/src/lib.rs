@@ -82,7 +82,7 @@ pub async fn start(opts: ServerOptions, clock: Arc<dyn Clock>) -> anyhow_like::R
 /// SQLite the decider and the writer, every request's serial path); with a worker
 /// on every core too, they and the workers crowd the same cores and hand work across
 /// more of them. On this project's 2-core machine one worker took Shopify intake
-/// ~5 % further on average (BENCHMARKS.md, eleventh pass).
+/// ~7 % further on average (BENCHMARKS.md, eleventh pass).
 pub fn default_worker_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
