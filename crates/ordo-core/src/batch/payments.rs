@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::codes::Delivery;
-use super::orders::{cancel, emit_about, remember, scoped, store_order};
+use super::orders::{cancel, emit_about, emit_order, remember, scoped, store_order};
 use super::{By, Context, NoticeRecord, Outcome, PaymentResult, RefundRequest, WorkingSet};
 use crate::auth::Actor;
 use crate::catalog::review;
@@ -94,15 +94,7 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
             let why = mismatch_text(check, &order, n);
             order.payment_exception = Some(why.clone());
             let payload = json!({ "check": check, "detail": why });
-            emit_about(
-                ws,
-                &order,
-                order.id,
-                kinds::ORDER_PAYMENT_EXCEPTION,
-                payload,
-                &actor,
-                now,
-            );
+            emit_order(ws, &order, kinds::ORDER_PAYMENT_EXCEPTION, payload, &actor, now);
             PaymentResult::Mismatch(check)
         };
         store_order(ws, order);
@@ -113,10 +105,9 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
             let check = capture_pending(ws, &mut order, i, n, &actor, now)?;
             if check == AmountCheck::Exact {
                 order.apply(OrderEvent::PaymentCaptured, now)?;
-                emit_about(
+                emit_order(
                     ws,
                     &order,
-                    order.id,
                     kinds::ORDER_PAID,
                     EventPayload::of(&Paid {
                         total_minor: order.pricing.total_minor,
@@ -130,10 +121,9 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
                 order.apply(OrderEvent::PaymentMismatched, now)?;
                 let why = mismatch_text(check, &order, n);
                 order.payment_exception = Some(why.clone());
-                emit_about(
+                emit_order(
                     ws,
                     &order,
-                    order.id,
                     kinds::ORDER_PAYMENT_EXCEPTION,
                     json!({ "check": check, "detail": why }),
                     &actor,
@@ -163,10 +153,9 @@ pub(super) fn notice(ws: &mut WorkingSet, n: &PaymentNotice, ctx: &mut Context<'
             order.updated_at = now;
             order.version += 1;
             emit_capture(ws, &order, pid, n, &actor, now);
-            emit_about(
+            emit_order(
                 ws,
                 &order,
-                order.id,
                 kinds::ORDER_PAYMENT_EXCEPTION,
                 json!({ "check": "unexpected", "detail": why }),
                 &actor,
@@ -294,10 +283,9 @@ pub(super) fn accept_cash_on_delivery(
     order.apply(OrderEvent::CashOnDeliveryAccepted, now)?;
     order.payment_due_at = None;
     order.payment_reminder_at = None;
-    emit_about(
+    emit_order(
         ws,
         &order,
-        order.id,
         kinds::ORDER_COD_ACCEPTED,
         json!({ "amount_due_minor": order.pricing.total_minor, "currency": order.pricing.currency }),
         actor,
@@ -323,15 +311,14 @@ pub(super) fn after_payment(
             let reason = format!("code pool of SKU {sku} has {available} code(s), {needed} needed");
             order.hold_reason = Some(reason.clone());
             let payload = json!({ "reasons": [reason], "code": "code-pool-short", "auto": true });
-            emit_about(ws, order, order.id, kinds::ORDER_HELD, payload, actor, now);
+            emit_order(ws, order, kinds::ORDER_HELD, payload, actor, now);
             Ok(())
         }
         Delivery::Delivered if order.lines.iter().all(|l| l.digital) => {
             order.apply(OrderEvent::CodesDelivered, now)?;
-            emit_about(
+            emit_order(
                 ws,
                 order,
-                order.id,
                 kinds::ORDER_DELIVERED,
                 EventPayload::of(&Auto { auto: true }),
                 actor,
@@ -354,10 +341,9 @@ fn auto_review(
     let reasons = review(settings, order);
     if reasons.is_empty() {
         order.apply(OrderEvent::Approve, now)?;
-        emit_about(
+        emit_order(
             ws,
             order,
-            order.id,
             kinds::ORDER_APPROVED,
             EventPayload::of(&Auto { auto: true }),
             actor,
@@ -366,10 +352,9 @@ fn auto_review(
     } else {
         order.apply(OrderEvent::Hold, now)?;
         order.hold_reason = Some(reasons.join("; "));
-        emit_about(
+        emit_order(
             ws,
             order,
-            order.id,
             kinds::ORDER_HELD,
             json!({ "reasons": reasons, "auto": true }),
             actor,
@@ -397,10 +382,9 @@ pub(super) fn resolve_exception(
     if accept && flag_only {
         let detail = order.payment_exception.take();
         order.touch(now);
-        emit_about(
+        emit_order(
             ws,
             &order,
-            order.id,
             kinds::ORDER_PAYMENT_EXCEPTION_RESOLVED,
             json!({ "detail": detail }),
             &by.actor,
@@ -409,10 +393,9 @@ pub(super) fn resolve_exception(
     } else if accept {
         order.apply(OrderEvent::PaymentAccepted, now)?;
         order.payment_exception = None;
-        emit_about(
+        emit_order(
             ws,
             &order,
-            order.id,
             kinds::ORDER_PAID,
             json!({ "accepted_by_person": true }),
             &by.actor,

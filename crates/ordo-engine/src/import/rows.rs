@@ -215,17 +215,17 @@ impl<'a, S: BuildHasher> OrderRows<'a, S> {
             }
             return self.open.remove(&row.external_id).map(|o| Parsed::Order(Box::new(o)));
         }
-        let external_id = row.external_id.clone();
         let order = ImportedOrder {
+            external_id: row.external_id.clone(),
             lines: vec![line],
             order: new_order(self.channel, row, line_request),
             paid_reference,
-            external_id: external_id.clone(),
         };
         if is_last {
             return Some(Parsed::Order(Box::new(order)));
         }
-        self.open.insert(external_id, order);
+        // Only an order still open needs its id a second time, as the map's key.
+        self.open.insert(order.external_id.clone(), order);
         None
     }
 }

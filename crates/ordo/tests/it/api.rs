@@ -811,12 +811,7 @@ async fn an_imported_order_takes_its_rows_from_anywhere_in_the_file() {
         )
         .await
         .json();
-    let skus: Vec<&str> = order["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["sku"].as_str().unwrap())
-        .collect();
+    let skus = crate::support::strs(&order["lines"], "sku");
     assert_eq!(skus, ["A", "B"], "{order}");
     assert_eq!(app.stock(&shop.owner, "A").await["reserved"], 3);
     assert_eq!(app.stock(&shop.owner, "B").await["reserved"], 2);

@@ -346,12 +346,7 @@ async fn woocommerce_orders_map_by_variation_product_and_seller_sku() {
     let r = deliver(&app, "woocommerce", &shop.id, WOO_PROCESSING, SECRET).await;
     assert_eq!(r.status, 201, "{:?}", r.json());
     let placed = order(&app, &shop, &r.json()["order_id"]).await;
-    let skus: Vec<&str> = placed["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["sku"].as_str().unwrap())
-        .collect();
+    let skus = crate::support::strs(&placed["lines"], "sku");
     assert_eq!(skus, ["ARM-BERG-LIN", "THROW-GREY", "CANDLE"]);
     assert_eq!(placed["pricing"]["total_minor"], 51_714);
     assert_eq!(placed["pricing"]["tax_minor"], 8_257);

@@ -252,12 +252,7 @@ async fn the_cli_adds_codes_the_server_can_deliver() {
         .call(Method::GET, &format!("/api/v1/orders/{id}/codes"), &shop.owner, None)
         .await
         .json();
-    let mut got: Vec<&str> = codes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["code"].as_str().unwrap())
-        .collect();
+    let mut got = crate::support::strs(&codes, "code");
     got.sort_unstable();
     assert_eq!(
         got,

@@ -211,12 +211,7 @@ async fn an_edit_prices_by_the_promotions_as_placed_and_gives_back_a_coupon_it_l
     .await;
     assert_eq!(status, 200, "{edited:?}");
     assert_eq!(edited["pricing"]["discount_minor"], 399, "{edited:?}");
-    let applied: Vec<&str> = edited["pricing"]["promotions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    let applied = crate::support::strs(&edited["pricing"]["promotions"], "id");
     assert_eq!(applied, ["tenth"]);
     let (status, body) = place(&app, &shop, "u2", a(3), Some("BIG")).await;
     assert_eq!(status, 201, "the coupon's use came back: {body:?}");

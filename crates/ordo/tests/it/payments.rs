@@ -857,12 +857,7 @@ async fn promotions_and_coupons_price_the_order_and_the_breakdown_is_kept() {
     assert_eq!(p["items_minor"], 20_490);
     assert_eq!(p["discount_minor"], 2_000 + 500 + 800);
     assert_eq!(p["total_minor"], 20_490 + 800 - 3_300);
-    let applied: Vec<&str> = p["promotions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["id"].as_str().unwrap())
-        .collect();
+    let applied = crate::support::strs(&p["promotions"], "id");
     assert_eq!(applied, ["满100减10", "WELCOME5", "包邮"]);
     let line_discounts: i64 = order["lines"]
         .as_array()

@@ -265,6 +265,16 @@ pub fn problem_type(v: &Value) -> &str {
     v["type"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("")
 }
 
+/// The string `field` of every item of a JSON array, in order (e.g. the SKUs of an
+/// order's `lines`).
+pub fn strs<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|item| item[field].as_str().expect("a string field"))
+        .collect()
+}
+
 /// Unix milliseconds of an RFC 3339 time as the API renders it.
 pub fn parse_ms(v: &Value) -> i64 {
     ordo_api::dto::parse_time(v.as_str().expect("a time"))
