@@ -323,7 +323,7 @@ pub fn persist(conn: &Connection, c: &Changes, docs: Documents) -> Result<Option
             ])
             .map_err(err)?;
     }
-    crate::writes::insert_ledger(conn, &c.ledger)?;
+    crate::ledger::insert(conn, &c.ledger)?;
     crate::writes::upsert_counters(
         conn,
         c.counters

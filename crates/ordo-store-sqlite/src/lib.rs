@@ -12,6 +12,7 @@ mod checkpoint;
 mod codec;
 mod codes;
 mod epoch;
+mod ledger;
 mod notifications;
 mod overlay;
 mod pipeline;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_id_keys.sql")),
     (10, include_str!("../migrations/0010_batch_epoch.sql")),
     (11, include_str!("../migrations/0011_one_timer_index.sql")),
+    (12, include_str!("../migrations/0012_ledger_chunks.sql")),
 ];
 const READERS: usize = 4;
 
@@ -495,7 +497,7 @@ impl Store for SqliteStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<(i64, LedgerEntry)>> {
-        self.read(move |c| reads::ledger(c, shop, sku, after, limit)).await
+        self.read(move |c| ledger::read(c, shop, sku, after, limit)).await
     }
 
     async fn get_order(&self, shop: ShopId, id: OrderId) -> StoreResult<Order> {
@@ -773,7 +775,7 @@ mod tests {
             .unwrap();
         assert!(doc.contains("marker"));
         assert_eq!(reads::stock_totals(&conn, a).unwrap().ledger_on_hand, 5);
-        let ledger = reads::ledger(&conn, a, sku, 0, 10).unwrap();
+        let ledger = crate::ledger::read(&conn, a, sku, 0, 10).unwrap();
         assert_eq!(
             (ledger.len(), ledger[0].1.warehouse, ledger[0].1.order),
             (1, warehouse, Some(order))

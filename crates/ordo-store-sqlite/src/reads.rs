@@ -4,7 +4,7 @@ use ordo_core::auth::{Actor, Role};
 use ordo_core::batch::IdempotencyRecord;
 use ordo_core::catalog::{Product, Shop, Warehouse};
 use ordo_core::event::Event;
-use ordo_core::inventory::{LedgerEntry, LedgerReason, StockLevel};
+use ordo_core::inventory::StockLevel;
 use ordo_core::order::Order;
 use ordo_core::payment::{Payment, Refund};
 use ordo_core::{EventSeq, OrderId, ProductId, ShopId, Timestamp, WarehouseId};
@@ -220,48 +220,6 @@ pub fn list_stock(conn: &Connection, shop: ShopId, warehouse: Option<WarehouseId
             [shop.to_string()],
         ),
     }
-}
-
-pub fn ledger(conn: &Connection, shop: ShopId, sku: ProductId, after: i64, limit: u32) -> R<Vec<(i64, LedgerEntry)>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT seq, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, note, at FROM stock_ledger \
-             WHERE shop = ?1 AND sku = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
-        )
-        .map_err(err)?;
-    let rows = stmt
-        .query_map(params![shop.key(), sku.key(), after, limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<Vec<u8>>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, i64>(8)?,
-            ))
-        })
-        .map_err(err)?;
-    rows.map(|row| {
-        let (seq, warehouse, on_hand_delta, reserved_delta, reason, order, actor, note, at) = row.map_err(err)?;
-        let entry = LedgerEntry {
-            shop,
-            sku,
-            warehouse: WarehouseId::from_key(&warehouse)?,
-            on_hand_delta,
-            reserved_delta,
-            reason: LedgerReason::parse(&reason)
-                .ok_or_else(|| StoreError::Corrupt(format!("ledger reason {reason}")))?,
-            order: order.as_deref().map(OrderId::from_key).transpose()?,
-            actor: Actor(actor),
-            note,
-            at: Timestamp(at),
-        };
-        Ok((seq, entry))
-    })
-    .collect()
 }
 
 pub fn get_order(conn: &Connection, shop: ShopId, id: OrderId) -> R<Order> {

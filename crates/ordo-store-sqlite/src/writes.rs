@@ -4,14 +4,13 @@
 use ordo_core::batch::IdempotencyRecord;
 use ordo_core::catalog::{Product, Shop, ShopSettings, Warehouse};
 use ordo_core::event::NewEvent;
-use ordo_core::inventory::LedgerEntry;
 use ordo_core::limits::Counter;
 use ordo_core::order::Order;
 use ordo_core::{ApiKeyId, ShopId, Timestamp};
 use ordo_store::{ApiKeyRecord, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use crate::codec::{Key, Texts, err, from_json, insert_events, insert_rows, to_json};
+use crate::codec::{Key, Texts, err, from_json, insert_events, to_json};
 
 type R<T> = Result<T, StoreError>;
 
@@ -249,26 +248,4 @@ pub fn append_events(conn: &mut Connection, events: Vec<NewEvent>) -> Result<(),
         .map_err(err)?;
     insert_events(&tx, &events)?;
     tx.commit().map_err(err)
-}
-
-pub fn insert_ledger(conn: &Connection, entries: &[LedgerEntry]) -> Result<(), StoreError> {
-    insert_rows(
-        conn,
-        "stock_ledger (shop, sku, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, note, at)",
-        10,
-        "",
-        entries,
-        |b, e| {
-            b.put(e.shop.key())?;
-            b.put(e.sku.key())?;
-            b.put(e.warehouse.key())?;
-            b.put(e.on_hand_delta)?;
-            b.put(e.reserved_delta)?;
-            b.put(e.reason.as_str())?;
-            b.put(e.order.map(|o| o.key()))?;
-            b.put(&e.actor.0)?;
-            b.put(&e.note)?;
-            b.put(e.at.0)
-        },
-    )
 }
