@@ -4,7 +4,10 @@
 //! touching N SKUs rewrites N index pages. Instead, once `CHUNK` rows wait above the
 //! `stock_ledger_indexed` mark, their seqs are listed per SKU in `stock_ledger_skus`:
 //! one row per SKU per chunk, written once. Reads take a SKU's rows from its chunks
-//! and find those above the mark by scanning that short tail.
+//! and find those above the mark by scanning that short tail (fewer than `CHUNK` rows).
+//!
+//! This relies on the ledger being append-only (`LedgerEntry`: never updated or
+//! deleted), so a new row's seq is always above the mark.
 
 use std::collections::HashMap;
 
@@ -18,8 +21,9 @@ use crate::codec::{Key, err, insert_rows};
 
 type R<T> = Result<T, StoreError>;
 
-/// Ledger rows per chunk: the most rows a read scans beyond the chunks, and the
-/// more rows per chunk, the fewer chunk rows each SKU gets.
+/// Ledger rows per chunk (at least): a read scans fewer than this many rows beyond
+/// the chunks, and the more rows per chunk, the fewer chunk rows each SKU gets.
+/// Migration 0012 chunks the rows already written by the same number.
 const CHUNK: i64 = 16_384;
 /// Bytes per seq in a chunk's list (big-endian, as the migration's `printf('%016x')`).
 const SEQ_BYTES: usize = 8;
@@ -85,7 +89,9 @@ fn chunk_if_due(conn: &Connection, last: i64, every: i64) -> R<()> {
             chunk.1.extend_from_slice(&seq.to_be_bytes());
         }
     }
-    let chunks: Vec<_> = chunks.into_iter().collect();
+    // In key order, so the chunk rows go into their B-tree front to back.
+    let mut chunks: Vec<_> = chunks.into_iter().collect();
+    chunks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     insert_rows(
         conn,
         "stock_ledger_skus (sku, last_seq, seqs)",
@@ -111,23 +117,18 @@ pub fn read(conn: &Connection, shop: ShopId, sku: ProductId, after: i64, limit: 
     let tx = conn.unchecked_transaction().map_err(err)?;
     let through = indexed_through(&tx)?;
     let mut found = Vec::new();
-    if after < through {
-        let mut chunks = tx
-            .prepare_cached("SELECT seqs FROM stock_ledger_skus WHERE sku = ?1 AND last_seq > ?2 ORDER BY last_seq")
-            .map_err(err)?;
+    if after < through && limit > 0 {
+        let mut chunks = tx.prepare_cached(CHUNKS_AFTER).map_err(err)?;
         let mut chunks = chunks.query(params![sku.key(), after]).map_err(err)?;
-        let mut by_seq = tx
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM stock_ledger WHERE seq = ?1 AND shop = ?2"
-            ))
-            .map_err(err)?;
+        let mut by_seq = tx.prepare_cached(BY_SEQ).map_err(err)?;
         'chunks: while let Some(chunk) = chunks.next().map_err(err)? {
             let seqs = chunk.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(err)?;
-            for bytes in seqs.chunks_exact(SEQ_BYTES) {
-                let seq = i64::from_be_bytes(bytes.try_into().expect("chunks_exact gives SEQ_BYTES"));
-                if seq <= after {
-                    continue;
-                }
+            let seq_at = |i: usize| {
+                let bytes = &seqs[i * SEQ_BYTES..(i + 1) * SEQ_BYTES];
+                i64::from_be_bytes(bytes.try_into().expect("SEQ_BYTES bytes"))
+            };
+            let n = seqs.len() / SEQ_BYTES;
+            for seq in (first_after(n, after, seq_at)..n).map(seq_at) {
                 if found.len() == limit {
                     break 'chunks;
                 }
@@ -139,11 +140,7 @@ pub fn read(conn: &Connection, shop: ShopId, sku: ProductId, after: i64, limit: 
         }
     }
     if found.len() < limit {
-        let mut tail = tx
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM stock_ledger WHERE seq > ?1 AND sku = ?2 AND shop = ?3 ORDER BY seq LIMIT ?4"
-            ))
-            .map_err(err)?;
+        let mut tail = tx.prepare_cached(TAIL).map_err(err)?;
         let mut rows = tail
             .query(params![
                 after.max(through),
@@ -159,9 +156,38 @@ pub fn read(conn: &Connection, shop: ShopId, sku: ProductId, after: i64, limit: 
     Ok(found)
 }
 
-const COLUMNS: &str = "seq, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, note, at";
+/// The index of the first of `n` ascending seqs above `after` (`n` if none), by
+/// bisection: a busy SKU's chunk holds thousands.
+fn first_after(n: usize, after: i64, seq_at: impl Fn(usize) -> i64) -> usize {
+    let (mut low, mut high) = (0, n);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if seq_at(mid) <= after {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    low
+}
 
-/// One ledger row, selected as `COLUMNS`.
+/// The columns `entry` reads.
+macro_rules! columns {
+    () => {
+        "seq, warehouse, on_hand_delta, reserved_delta, reason, order_id, actor, note, at"
+    };
+}
+/// A SKU's chunks that hold seqs after ?2, oldest first.
+const CHUNKS_AFTER: &str = "SELECT seqs FROM stock_ledger_skus WHERE sku = ?1 AND last_seq > ?2 ORDER BY last_seq";
+const BY_SEQ: &str = concat!("SELECT ", columns!(), " FROM stock_ledger WHERE seq = ?1 AND shop = ?2");
+/// The rows above the mark (?1 no lower than it): a range of seqs, scanned.
+const TAIL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM stock_ledger WHERE seq > ?1 AND sku = ?2 AND shop = ?3 ORDER BY seq LIMIT ?4"
+);
+
+/// One ledger row, selected as `columns!()`.
 fn entry(r: &Row<'_>, shop: ShopId, sku: ProductId) -> R<(i64, LedgerEntry)> {
     let reason: String = r.get(4).map_err(err)?;
     let warehouse: Vec<u8> = r.get(1).map_err(err)?;
@@ -186,17 +212,20 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::codec::Key;
 
     const SHOP: ShopId = ShopId(1);
     const OTHER_SHOP: ShopId = ShopId(2);
-    /// (shop, sku): three SKUs of one shop, one of another.
-    const SKUS: [(ShopId, ProductId); 4] = [
+    /// (shop, sku) of the rows written: three SKUs of one shop, one of another, and
+    /// rows of the first SKU under the other shop too (a read must not count them).
+    const SKUS: [(ShopId, ProductId); 5] = [
         (SHOP, ProductId(11)),
         (SHOP, ProductId(12)),
         (SHOP, ProductId(13)),
         (OTHER_SHOP, ProductId(21)),
+        (OTHER_SHOP, ProductId(11)),
     ];
+    /// The chunk size migration 0012 was written with (`CHUNK` may change later).
+    const MIGRATION_CHUNK: i64 = 16_384;
 
     fn migrated(below: i64) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
@@ -225,19 +254,49 @@ mod tests {
         }
     }
 
-    /// Every row of `sku`, read page by page.
+    /// Every row of `sku` the shop sees, read page by page; every page but the last
+    /// is full, as a client paging until a short page expects.
     fn walk(conn: &Connection, (shop, sku): (ShopId, ProductId), page: u32) -> Vec<(i64, LedgerEntry)> {
         let mut all: Vec<(i64, LedgerEntry)> = Vec::new();
         loop {
             let after = all.last().map_or(0, |(seq, _)| *seq);
             let next = read(conn, shop, sku, after, page).unwrap();
-            assert!(next.len() <= page as usize);
+            assert!(next.len() <= page as usize, "at most a page");
             assert!(next.iter().all(|(seq, _)| *seq > after), "only rows after {after}");
-            if next.is_empty() {
+            let short = next.len() < page as usize;
+            all.extend(next);
+            if short {
+                let after = all.last().map_or(0, |(seq, _)| *seq);
+                assert!(
+                    read(conn, shop, sku, after, page).unwrap().is_empty(),
+                    "a short page is the last"
+                );
                 return all;
             }
-            all.extend(next);
         }
+    }
+
+    fn append_committed(
+        conn: &Connection,
+        entries: Vec<LedgerEntry>,
+        chunk: i64,
+        written: &mut Vec<(i64, LedgerEntry)>,
+    ) {
+        let tx = conn.unchecked_transaction().unwrap();
+        append(&tx, &entries, chunk).unwrap();
+        let last = tx.last_insert_rowid();
+        tx.commit().unwrap();
+        assert!(
+            last - indexed_through(conn).unwrap() < chunk,
+            "the rows above the mark were chunked"
+        );
+        let first = last - entries.len() as i64 + 1;
+        written.extend((first..=last).zip(entries));
+    }
+
+    fn chunk_rows(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM stock_ledger_skus", [], |r| r.get(0))
+            .unwrap()
     }
 
     proptest! {
@@ -255,29 +314,48 @@ mod tests {
             let conn = migrated(i64::MAX);
             let mut written: Vec<(i64, LedgerEntry)> = Vec::new();
             for batch in &batches {
-                let entries: Vec<LedgerEntry> =
-                    batch.iter().map(|&i| entry_of(SKUS[i], written.len() as i64 + 1)).collect();
-                let tx = conn.unchecked_transaction().unwrap();
-                append(&tx, &entries, chunk).unwrap();
-                let last = tx.last_insert_rowid();
-                tx.commit().unwrap();
-                let first = last - entries.len() as i64 + 1;
-                written.extend((first..=last).zip(entries));
+                let entries = batch.iter().map(|&i| entry_of(SKUS[i], written.len() as i64 + 1)).collect();
+                append_committed(&conn, entries, chunk, &mut written);
             }
-            for (shop, sku) in SKUS {
-                let expected: Vec<_> = written.iter().filter(|(_, e)| e.sku == sku).cloned().collect();
-                prop_assert_eq!(walk(&conn, (shop, sku), page), expected);
-                let stranger = if shop == SHOP { OTHER_SHOP } else { SHOP };
-                prop_assert!(read(&conn, stranger, sku, 0, 100).unwrap().is_empty());
+            prop_assert_eq!(chunk_rows(&conn) > 0, written.len() as i64 >= chunk);
+            for shop in [SHOP, OTHER_SHOP] {
+                for sku in [11, 12, 13, 21].map(ProductId) {
+                    let expected: Vec<_> =
+                        written.iter().filter(|(_, e)| e.shop == shop && e.sku == sku).cloned().collect();
+                    prop_assert_eq!(walk(&conn, (shop, sku), page), expected);
+                    prop_assert!(read(&conn, shop, sku, 0, 0).unwrap().is_empty());
+                }
             }
         }
     }
 
-    /// Migration 12 lists the rows already in the ledger, in chunks of `CHUNK` seqs.
+    /// Each statement of a read seeks by key; none sorts.
+    #[test]
+    fn reads_seek_and_never_sort() {
+        let conn = migrated(i64::MAX);
+        for (sql, params, uses) in [
+            (CHUNKS_AFTER, 2, "PRIMARY KEY (sku=? AND last_seq>?)"),
+            (BY_SEQ, 2, "INTEGER PRIMARY KEY (rowid=?)"),
+            (TAIL, 4, "INTEGER PRIMARY KEY (rowid>?)"),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(1..=params), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(plan.iter().any(|p| p.contains(uses)), "{sql}: {plan:?}");
+            assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{sql}: {plan:?}");
+        }
+    }
+
+    /// Migration 12 lists the rows already in the ledger, in chunks of 16,384 seqs,
+    /// and the chunks written later follow on.
     #[test]
     fn the_migration_lists_the_rows_already_written() {
         let conn = migrated(12);
-        let rows = 2 * CHUNK + 5;
+        let rows = 2 * MIGRATION_CHUNK + 5;
         let tx = conn.unchecked_transaction().unwrap();
         for n in 1..=rows {
             let e = entry_of(SKUS[(n % 3) as usize], n);
@@ -295,13 +373,16 @@ mod tests {
         conn.execute_batch(crate::MIGRATIONS.iter().find(|(v, _)| *v == 12).unwrap().1)
             .unwrap();
         assert_eq!(indexed_through(&conn).unwrap(), rows, "every row listed");
-        let chunks: i64 = conn
-            .query_row("SELECT count(*) FROM stock_ledger_skus", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(chunks, 3 * 3, "three SKUs, three ranges of seqs");
+        assert_eq!(chunk_rows(&conn), 3 * 3, "three SKUs, three ranges of seqs");
+        let mut written = Vec::new();
+        let more = (rows + 1..=rows + 7)
+            .map(|n| entry_of(SKUS[(n % 3) as usize], n))
+            .collect();
+        append_committed(&conn, more, 4, &mut written);
+        assert_eq!(chunk_rows(&conn), 3 * 3 + 3, "one more chunk of three SKUs");
         for (i, sku) in SKUS[..3].iter().enumerate() {
             let seqs: Vec<i64> = walk(&conn, *sku, 1000).into_iter().map(|(seq, _)| seq).collect();
-            let expected: Vec<i64> = (1..=rows).filter(|n| (n % 3) as usize == i).collect();
+            let expected: Vec<i64> = (1..=rows + 7).filter(|n| (n % 3) as usize == i).collect();
             assert_eq!(seqs, expected);
         }
     }
