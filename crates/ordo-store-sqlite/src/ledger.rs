@@ -66,10 +66,10 @@ fn indexed_through(conn: &Connection) -> R<i64> {
         .map_err(err)
 }
 
-/// Lists the rows in (mark, `last`] per SKU if at least `every` of them wait.
-fn chunk_if_due(conn: &Connection, last: i64, every: i64) -> R<()> {
+/// Lists the rows in (mark, `last`] per SKU if at least `chunk` of them wait.
+fn chunk_if_due(conn: &Connection, last: i64, chunk: i64) -> R<()> {
     let through = indexed_through(conn)?;
-    if last - through < every {
+    if last - through < chunk {
         return Ok(());
     }
     let mut chunks: HashMap<Vec<u8>, (i64, Vec<u8>)> = HashMap::new();
@@ -228,14 +228,8 @@ mod tests {
     const MIGRATION_CHUNK: i64 = 16_384;
 
     fn migrated(below: i64) -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-            .unwrap();
-        for (version, sql) in crate::MIGRATIONS.iter().filter(|(v, _)| *v < below) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrate_below(&mut conn, below).unwrap();
         conn
     }
 
@@ -354,7 +348,7 @@ mod tests {
     /// and the chunks written later follow on.
     #[test]
     fn the_migration_lists_the_rows_already_written() {
-        let conn = migrated(12);
+        let mut conn = migrated(12);
         let rows = 2 * MIGRATION_CHUNK + 5;
         let tx = conn.unchecked_transaction().unwrap();
         for n in 1..=rows {
@@ -370,8 +364,7 @@ mod tests {
             .unwrap();
         }
         tx.commit().unwrap();
-        conn.execute_batch(crate::MIGRATIONS.iter().find(|(v, _)| *v == 12).unwrap().1)
-            .unwrap();
+        crate::migrate(&mut conn).unwrap();
         assert_eq!(indexed_through(&conn).unwrap(), rows, "every row listed");
         assert_eq!(chunk_rows(&conn), 3 * 3, "three SKUs, three ranges of seqs");
         let mut written = Vec::new();

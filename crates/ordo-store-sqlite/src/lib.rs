@@ -293,6 +293,11 @@ fn open_connection(path: &Path, durability: Durability) -> StoreResult<Connectio
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    migrate_below(conn, i64::MAX)
+}
+
+/// Applies the migrations numbered below `version` (tests build older schemas with it).
+fn migrate_below(conn: &mut Connection, version: i64) -> StoreResult<()> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(codec::err)?;
@@ -306,11 +311,12 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
         .prepare("SELECT version FROM schema_migrations")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(codec::err)?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
+    let due = MIGRATIONS.iter().filter(|(v, _)| *v < version && !applied.contains(v));
+    for (number, sql) in due {
         tx.execute_batch(sql).map_err(codec::err)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now') * 1000)",
-            [version],
+            [number],
         )
         .map_err(codec::err)?;
     }
@@ -726,13 +732,7 @@ mod tests {
         let dir = Scratch::new("shop-keys");
         let mut conn = open_connection(&dir.db(), Durability::Normal).unwrap();
         // The schema as it was before migration 8, with rows naming ids by text.
-        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-            .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 8) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
+        migrate_below(&mut conn, 8).unwrap();
         let (a, b) = (ShopId(0x0193_0000_0000_7000_8000_0000_0000_00aa), ShopId(7));
         let order = OrderId(42);
         conn.execute(
